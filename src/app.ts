@@ -1,0 +1,182 @@
+// buildApp(config, deps): the whole service as a Fastify instance, ready to
+// listen. Tests call it with their own database and clock.
+import cors from '@fastify/cors';
+import formbody from '@fastify/formbody';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { createAuthCore, type AuthCore } from './auth/core.js';
+import { guardPlugin } from './auth/guard.js';
+import { authRoutes } from './auth/routes.js';
+import { Problem, User } from './auth/schemas.js';
+import { SCOPES } from './auth/scopes.js';
+import { systemClock, type Clock } from './clock.js';
+import type { Config } from './config.js';
+import { openDatabase, type Database } from './db/client.js';
+import { migrate } from './db/migrate.js';
+import { registerErrorHandling } from './http/errors.js';
+import { opsRoutes } from './http/ops.js';
+import { userRoutes } from './users/routes.js';
+
+export interface BuildDeps {
+  /** An open database; buildApp opens (and later closes) its own when absent. */
+  db?: Database;
+  clock?: Clock;
+  /** Override the logger (tests pass a destination to read what was logged). */
+  logger?: FastifyServerOptions['logger'];
+}
+
+export interface Gatehouse {
+  app: FastifyInstance;
+  core: AuthCore;
+}
+
+// Query parameters whose values must never reach a log line.
+const SECRET_PARAMS = /^(password|token|refresh_token|access_token|client_secret|code|current_password|new_password)$/i;
+
+function redactUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const params = new URLSearchParams(url.slice(q + 1));
+  for (const key of [...params.keys()]) if (SECRET_PARAMS.test(key)) params.set(key, '[redacted]');
+  return `${url.slice(0, q)}?${params.toString()}`;
+}
+
+export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
+  return {
+    level: config.logLevel,
+    // Defence in depth: request logs carry no headers or bodies, but nothing
+    // that looks like a credential gets through even if one is logged.
+    redact: {
+      paths: [
+        'req.headers.authorization',
+        'req.headers.cookie',
+        '*.password',
+        '*.current_password',
+        '*.new_password',
+        '*.token',
+        '*.access_token',
+        '*.refresh_token',
+        '*.password_hash',
+        '*.secretKey',
+      ],
+      censor: '[redacted]',
+    },
+    serializers: {
+      req: (req: { method: string; url: string; ip?: string; headers?: Record<string, unknown> }) => ({
+        method: req.method,
+        url: redactUrl(req.url),
+        ip: req.ip,
+        userAgent: req.headers?.['user-agent'],
+      }),
+    },
+  };
+}
+
+export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Gatehouse> {
+  const ownDb = !deps.db;
+  const db = deps.db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+  const clock = deps.clock ?? systemClock;
+
+  const app = Fastify({
+    logger: deps.logger ?? loggerOptions(config),
+    // Fastify takes a hop count as well as the types its typings list.
+    trustProxy: config.trustProxy as boolean | string[],
+    bodyLimit: config.bodyLimitBytes,
+    // Long enough for the slowest request; short enough to shed slowloris clients.
+    requestTimeout: 30_000,
+    connectionTimeout: 60_000,
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    ajv: { customOptions: { allErrors: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  let core: AuthCore;
+  try {
+    await migrate(db);
+    core = createAuthCore(config, db, clock, app.log);
+    await core.start();
+  } catch (err) {
+    if (ownDb) await db.close();
+    throw err;
+  }
+  if (config.secretKeyGenerated) {
+    app.log.warn(`SECRET_KEY is not set: using a development key kept in ${config.dataDir}/secret_key (never do this in production)`);
+  }
+  app.addHook('onClose', async () => {
+    await core.close();
+    if (ownDb) await db.close();
+  });
+
+  registerErrorHandling(app);
+  app.addSchema(Problem);
+  app.addSchema(User);
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    if (!request.url.startsWith('/docs')) {
+      reply.header('x-frame-options', 'DENY');
+      reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
+    }
+    if (config.hsts) reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
+  });
+
+  await app.register(formbody);
+  if (config.corsOrigins.length) {
+    await app.register(cors, {
+      origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
+      methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+      allowedHeaders: ['Authorization', 'Content-Type'],
+      exposedHeaders: ['WWW-Authenticate', 'Retry-After'],
+      maxAge: 600,
+    });
+  }
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Gatehouse',
+        version: '1.0.0',
+        description: 'JWT authentication (OAuth 2.0 password flow, refresh rotation, revocation) and the blog API it protects.',
+      },
+      tags: [
+        { name: 'auth', description: 'Tokens, sessions and keys' },
+        { name: 'users', description: 'Your own account' },
+        { name: 'posts', description: 'The blog' },
+        { name: 'admin', description: 'User administration' },
+        { name: 'operations', description: 'Health and readiness' },
+      ],
+      components: {
+        securitySchemes: {
+          OAuth2PasswordBearer: {
+            type: 'oauth2',
+            flows: { password: { tokenUrl: '/auth/token', refreshUrl: '/auth/token', scopes: { ...SCOPES } } },
+          },
+        },
+      },
+    },
+    // Routes that declare `config.auth` get their security requirement here.
+    transform: ({ schema, url, route }) => {
+      const auth = route.config?.auth;
+      if (!auth || !schema) return { schema, url };
+      const security = [{ OAuth2PasswordBearer: [...(auth.scopes ?? [])] }];
+      return { schema: { ...schema, security: auth.optional ? [...security, {}] : security }, url };
+    },
+  });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { persistAuthorization: false, tryItOutEnabled: true },
+    initOAuth: { usePkceWithAuthorizationCodeGrant: false },
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(guardPlugin, { tokens: core.tokens, revocations: core.revocations, userStates: core.userStates });
+  await app.register(opsRoutes, { core });
+  await app.register(authRoutes, { core });
+  await app.register(userRoutes, { core });
+
+  return { app, core };
+}

@@ -1,0 +1,68 @@
+// Password hashing: argon2id for every new hash; bcrypt ($2a$/$2b$/$2y$, as
+// FastAPI/passlib apps store them) still verifies and is flagged for upgrade,
+// as are argon2 hashes with weaker parameters than the current ones. All
+// hashing runs on the libuv pool (native), never on the event loop, and
+// through a bounded queue.
+import { hash as argonHash, verify as argonVerify, type Options as Argon2Options } from '@node-rs/argon2';
+import { verify as bcryptVerify } from '@node-rs/bcrypt';
+import { randomBytes } from 'node:crypto';
+import { WorkQueue } from './work-queue.js';
+
+// algorithm 2 is Algorithm.Argon2id (an ambient const enum, not importable as a value).
+export const ARGON2_PARAMS: Argon2Options = { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 };
+
+export interface VerifyResult {
+  ok: boolean;
+  /** The stored hash is bcrypt or weaker argon2: replace it with a fresh argon2id hash. */
+  needsRehash: boolean;
+}
+
+const BCRYPT_RE = /^\$2[aby]\$(\d{2})\$[./A-Za-z0-9]{53}$/;
+const ARGON2_RE = /^\$argon2(id|i|d)\$v=(\d+)\$m=(\d+),t=(\d+),p=(\d+)\$/;
+
+export class PasswordHasher {
+  readonly queue: WorkQueue;
+  private dummyHash: Promise<string> | undefined;
+
+  constructor(concurrency: number, maxQueued: number) {
+    this.queue = new WorkQueue(concurrency, maxQueued);
+  }
+
+  hash(password: string): Promise<string> {
+    return this.queue.run(() => argonHash(password, ARGON2_PARAMS));
+  }
+
+  async verify(storedHash: string, password: string): Promise<VerifyResult> {
+    if (BCRYPT_RE.test(storedHash)) {
+      // bcrypt only reads the first 72 bytes, exactly as passlib did.
+      const ok = await this.queue.run(() => bcryptVerify(password, storedHash).catch(() => false));
+      return { ok, needsRehash: ok };
+    }
+    const m = ARGON2_RE.exec(storedHash);
+    if (!m) return { ok: false, needsRehash: false };
+    // A corrupt stored hash makes the native verify throw: treat it as a mismatch.
+    const ok = await this.queue.run(() => argonVerify(storedHash, password).catch(() => false));
+    return { ok, needsRehash: ok && isWeakerArgon2(m) };
+  }
+
+  /**
+   * Spends the same time as verifying a real argon2id hash, for logins whose
+   * user does not exist: no enumeration by timing.
+   */
+  async verifyDummy(password: string): Promise<VerifyResult> {
+    this.dummyHash ??= argonHash(randomBytes(16).toString('hex'), ARGON2_PARAMS);
+    await this.verify(await this.dummyHash, password);
+    return { ok: false, needsRehash: false };
+  }
+}
+
+function isWeakerArgon2(m: RegExpExecArray): boolean {
+  const [, variant, version, mem, time, par] = m;
+  return (
+    variant !== 'id' ||
+    Number(version) < 19 ||
+    Number(mem) < ARGON2_PARAMS.memoryCost! ||
+    Number(time) < ARGON2_PARAMS.timeCost! ||
+    Number(par) !== ARGON2_PARAMS.parallelism!
+  );
+}

@@ -1,0 +1,304 @@
+// Sessions and refresh tokens (RFC 9700 §4.14): opaque single-use refresh
+// tokens stored only as SHA-256 hashes, rotated atomically, with a short
+// grace window for retries and reuse detection after it.
+//
+// The successor of a refresh token is HMAC(key, token): any node that is
+// shown the same token again can hand out the same successor without the
+// successor ever being stored in clear.
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import type { Database, Queryable } from '../db/client.js';
+import { OAuthError } from '../http/problem.js';
+import type { Revocations } from './revocations.js';
+import type { Role } from './scopes.js';
+
+/** A recognisable prefix, so secret scanners can spot leaked refresh tokens. */
+export const REFRESH_TOKEN_PREFIX = 'ghr_';
+const REFRESH_TOKEN_RE = /^ghr_[A-Za-z0-9_-]{43}$/;
+
+export interface SessionMeta {
+  userAgent: string | null;
+  ip: string | null;
+}
+
+export interface RefreshContext {
+  userId: string;
+  username: string;
+  role: Role;
+  sessionId: string;
+  /** The scope the session was first granted. */
+  sessionScope: string;
+}
+
+export interface RefreshResult extends RefreshContext {
+  refreshToken: string;
+  /** The scope the route decided to grant (from `authorize`). */
+  grantedScope: string;
+}
+
+export interface SessionView {
+  id: string;
+  created_at: string;
+  last_used_at: string;
+  user_agent: string | null;
+  ip: string | null;
+}
+
+export interface SessionOptions {
+  refreshTtlMs: number;
+  sessionMaxMs: number;
+  graceMs: number;
+  retentionMs: number;
+  secret: string;
+  onReuse: (info: { userId: string; sessionId: string; ip: string | null }) => void;
+}
+
+const INVALID = () => new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked');
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
+export function looksLikeRefreshToken(token: string): boolean {
+  return REFRESH_TOKEN_RE.test(token);
+}
+
+export class Sessions {
+  private readonly successorKey: Buffer;
+  private housekeeper: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly db: Database,
+    private readonly clock: Clock,
+    private readonly revocations: Revocations,
+    private readonly opts: SessionOptions,
+  ) {
+    this.successorKey = createHmac('sha256', opts.secret).update('gatehouse refresh-token successor v1').digest();
+  }
+
+  private successorOf(token: string): string {
+    return REFRESH_TOKEN_PREFIX + createHmac('sha256', this.successorKey).update(token).digest('base64url');
+  }
+
+  /** Opens a session at login; returns its id and first refresh token. */
+  async open(userId: string, scope: string, meta: SessionMeta): Promise<{ sessionId: string; refreshToken: string }> {
+    const now = this.clock.now();
+    const sessionId = randomUUID();
+    const refreshToken = REFRESH_TOKEN_PREFIX + randomBytes(32).toString('base64url');
+    const sessionEnd = now + this.opts.sessionMaxMs;
+    await this.db.query(
+      `WITH s AS (
+         INSERT INTO sessions (id, user_id, scope, created_at, last_used_at, expires_at, user_agent, ip)
+         VALUES ($1, $2, $3, $4, $4, $5, $6, $7) RETURNING id)
+       INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
+       SELECT $8, id, $4, $9 FROM s`,
+      [
+        sessionId,
+        userId,
+        scope,
+        new Date(now),
+        new Date(sessionEnd),
+        meta.userAgent,
+        meta.ip,
+        hashToken(refreshToken),
+        new Date(Math.min(now + this.opts.refreshTtlMs, sessionEnd)),
+      ],
+    );
+    return { sessionId, refreshToken };
+  }
+
+  /**
+   * The refresh grant. `authorize` sees the session and its user before
+   * anything changes and returns the scope to grant (or throws): a request
+   * that fails for any reason never uses up its refresh token.
+   */
+  async refresh(token: string, meta: SessionMeta, authorize: (ctx: RefreshContext) => string): Promise<RefreshResult> {
+    if (!looksLikeRefreshToken(token)) throw INVALID();
+    const now = this.clock.now();
+    const hash = hashToken(token);
+    const row = (
+      await this.db.query<{
+        used_at: Date | null;
+        token_expires_at: Date;
+        session_id: string;
+        scope: string;
+        revoked_at: Date | null;
+        session_expires_at: Date;
+        user_id: string;
+        username: string;
+        role: Role;
+        disabled: boolean;
+      }>(
+        `SELECT t.used_at, t.expires_at AS token_expires_at, s.id AS session_id, s.scope, s.revoked_at,
+                s.expires_at AS session_expires_at, u.id AS user_id, u.username, u.role, u.disabled
+           FROM refresh_tokens t
+           JOIN sessions s ON s.id = t.session_id
+           JOIN users u ON u.id = s.user_id
+          WHERE t.token_hash = $1`,
+        [hash],
+      )
+    ).rows[0];
+    if (!row || row.revoked_at || row.disabled) throw INVALID();
+    if (row.token_expires_at.getTime() <= now || row.session_expires_at.getTime() <= now) throw INVALID();
+
+    const ctx: RefreshContext = {
+      userId: row.user_id,
+      username: row.username,
+      role: row.role,
+      sessionId: row.session_id,
+      sessionScope: row.scope,
+    };
+    const grantedScope = authorize(ctx);
+    const successor = this.successorOf(token);
+
+    let usedAt = row.used_at;
+    if (!usedAt) {
+      const won = await this.rotate(hash, successor, row.session_expires_at.getTime(), now, meta);
+      if (won) return { ...ctx, refreshToken: successor, grantedScope };
+      // Another request rotated it first: fall through to the retry rules.
+      usedAt = (
+        await this.db.query<{ used_at: Date | null }>('SELECT used_at FROM refresh_tokens WHERE token_hash = $1', [hash])
+      ).rows[0]?.used_at ?? null;
+      if (!usedAt) throw INVALID(); // deleted meanwhile
+    }
+
+    if (now - usedAt.getTime() <= this.opts.graceMs) {
+      const next = (
+        await this.db.query<{ used_at: Date | null; expires_at: Date }>(
+          'SELECT used_at, expires_at FROM refresh_tokens WHERE token_hash = $1',
+          [hashToken(successor)],
+        )
+      ).rows[0];
+      // A retry (lost response, second tab) until the successor is used itself.
+      if (next && !next.used_at && next.expires_at.getTime() > now) return { ...ctx, refreshToken: successor, grantedScope };
+    }
+
+    // Reuse of a rotated token: assume it was stolen and end the session.
+    const ended = await this.revokeWhere('id = $1', [row.session_id]);
+    if (ended.length) this.opts.onReuse({ userId: row.user_id, sessionId: row.session_id, ip: meta.ip });
+    throw INVALID();
+  }
+
+  /** Marks the token used and stores its successor, in one statement: exactly one request wins. */
+  private async rotate(
+    hash: string,
+    successor: string,
+    sessionEnd: number,
+    now: number,
+    meta: SessionMeta,
+  ): Promise<boolean> {
+    const r = await this.db.query(
+      `WITH used AS (
+         UPDATE refresh_tokens SET used_at = $3 WHERE token_hash = $1 AND used_at IS NULL RETURNING session_id),
+       touched AS (
+         UPDATE sessions SET last_used_at = $3, user_agent = $5, ip = $6
+          WHERE id = (SELECT session_id FROM used) AND revoked_at IS NULL RETURNING id)
+       INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
+       SELECT $2, id, $3, $4 FROM touched
+       ON CONFLICT (token_hash) DO NOTHING`,
+      [hash, hashToken(successor), new Date(now), new Date(Math.min(now + this.opts.refreshTtlMs, sessionEnd)), meta.userAgent, meta.ip],
+    );
+    return r.rowCount === 1;
+  }
+
+  /** Revokes the session a refresh token belongs to (RFC 7009). Unknown tokens are ignored. */
+  async revokeByRefreshToken(token: string): Promise<boolean> {
+    if (!looksLikeRefreshToken(token)) return false;
+    const ended = await this.revokeWhere('id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)', [hashToken(token)]);
+    return ended.length > 0;
+  }
+
+  /** Ends one of the user's sessions; false if it is not theirs or already over. */
+  async revokeSession(userId: string, sessionId: string): Promise<boolean> {
+    return (await this.revokeWhere('id = $1 AND user_id = $2', [sessionId, userId])).length > 0;
+  }
+
+  /** Ends every live session of the user, except `keep` if given. */
+  async revokeUserSessions(userId: string, keep?: string): Promise<string[]> {
+    return keep
+      ? this.revokeWhere('user_id = $1 AND id <> $2', [userId, keep])
+      : this.revokeWhere('user_id = $1', [userId]);
+  }
+
+  private async revokeWhere(where: string, params: unknown[]): Promise<string[]> {
+    const at = params.length + 1;
+    const r = await this.db.query<{ id: string }>(
+      `UPDATE sessions SET revoked_at = $${at} WHERE ${where} AND revoked_at IS NULL RETURNING id`,
+      [...params, new Date(this.clock.now())],
+    );
+    const ids = r.rows.map((x) => x.id);
+    if (ids.length) await this.revocations.sessionsRevoked(ids);
+    return ids;
+  }
+
+  /** The user's live sessions, most recently used first. */
+  async list(userId: string): Promise<SessionView[]> {
+    const now = new Date(this.clock.now());
+    const r = await this.db.query<{
+      id: string;
+      created_at: Date;
+      last_used_at: Date;
+      user_agent: string | null;
+      ip: string | null;
+    }>(
+      `SELECT s.id, s.created_at, s.last_used_at, s.user_agent, s.ip
+         FROM sessions s
+        WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
+          AND EXISTS (SELECT 1 FROM refresh_tokens t
+                       WHERE t.session_id = s.id AND t.used_at IS NULL AND t.expires_at > $2)
+        ORDER BY s.last_used_at DESC, s.id`,
+      [userId, now],
+    );
+    return r.rows.map((s) => ({
+      id: s.id,
+      created_at: s.created_at.toISOString(),
+      last_used_at: s.last_used_at.toISOString(),
+      user_agent: s.user_agent,
+      ip: s.ip,
+    }));
+  }
+
+  /**
+   * Deletes sessions and tokens that ended more than the retention period
+   * ago, in small batches, on one node at a time. Returns rows deleted.
+   */
+  async housekeep(batch = 1000): Promise<number> {
+    const cutoff = new Date(this.clock.now() - this.opts.retentionMs);
+    const now = new Date(this.clock.now());
+    let total = 0;
+    const statements: Array<[string, unknown[]]> = [
+      [
+        `DELETE FROM sessions WHERE id IN (SELECT id FROM sessions
+           WHERE revoked_at < $1 OR expires_at < $1
+              OR (last_used_at < $1 AND NOT EXISTS (SELECT 1 FROM refresh_tokens t
+                    WHERE t.session_id = sessions.id AND t.expires_at > $1))
+           LIMIT ${batch})`,
+        [cutoff],
+      ],
+      [`DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens WHERE expires_at < $1 LIMIT ${batch})`, [cutoff]],
+      [`DELETE FROM revoked_access_tokens WHERE jti IN (SELECT jti FROM revoked_access_tokens WHERE expires_at < $1 LIMIT ${batch})`, [now]],
+    ];
+    for (const [sql, params] of statements) {
+      for (;;) {
+        const n = await this.db.transaction(async (tx: Queryable) => {
+          const got = await tx.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [0x6768686b]);
+          if (!got.rows[0]?.ok) return 0; // another node is on it
+          return (await tx.query(sql, params)).rowCount;
+        });
+        total += n;
+        if (n < batch) break;
+      }
+    }
+    return total;
+  }
+
+  startHousekeeping(intervalMs: number, onError: (err: unknown) => void): void {
+    const run = () => void this.housekeep().catch(onError);
+    this.housekeeper = setInterval(run, intervalMs);
+    this.housekeeper.unref();
+  }
+
+  stop(): void {
+    if (this.housekeeper) clearInterval(this.housekeeper);
+  }
+}

@@ -1,0 +1,72 @@
+// What every protected request must know about its user (still there, not
+// disabled, which role), without a database round trip when nothing
+// changed: a bounded per-node cache, invalidated through the event bus on
+// every node. While the bus is unhealthy, PostgreSQL is asked every time.
+import type { Queryable } from '../db/client.js';
+import type { EventBus } from '../stores/events.js';
+import type { Role } from './scopes.js';
+
+export interface UserState {
+  exists: boolean;
+  disabled: boolean;
+  role: Role;
+  username: string;
+}
+
+const GONE: UserState = { exists: false, disabled: true, role: 'user', username: '' };
+
+export class UserStates {
+  private readonly cache = new Map<string, UserState>();
+  /** Bumped by every invalidation: a load that raced one is not cached. */
+  private epoch = 0;
+
+  constructor(
+    private readonly db: Queryable,
+    private readonly bus: EventBus,
+    private readonly maxEntries = 100_000,
+  ) {
+    bus.subscribe((e) => {
+      if (e.type === 'user') this.forget(e.id);
+    });
+    bus.onResync(async () => this.clear());
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  async get(userId: string): Promise<UserState> {
+    if (this.bus.healthy) {
+      const hit = this.cache.get(userId);
+      if (hit) return hit;
+    }
+    const epoch = this.epoch;
+    const r = await this.db.query<{ disabled: boolean; role: Role; username: string }>(
+      'SELECT disabled, role, username FROM users WHERE id = $1',
+      [userId],
+    );
+    const row = r.rows[0];
+    const state: UserState = row ? { exists: true, disabled: row.disabled, role: row.role, username: row.username } : GONE;
+    if (this.bus.healthy && epoch === this.epoch) {
+      if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value as string);
+      this.cache.set(userId, state);
+    }
+    return state;
+  }
+
+  /** After a change to a user in PostgreSQL: forget it here and on every node. */
+  async changed(userId: string): Promise<void> {
+    this.forget(userId);
+    await this.bus.publish({ type: 'user', id: userId });
+  }
+
+  private forget(userId: string): void {
+    this.epoch++;
+    this.cache.delete(userId);
+  }
+
+  clear(): void {
+    this.epoch++;
+    this.cache.clear();
+  }
+}

@@ -1,0 +1,166 @@
+// One small interface over the PostgreSQL server (pg pool) and embedded
+// PostgreSQL (PGlite): same SQL, same migrations, same parameters ($1…).
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+
+export interface QueryResult<R> {
+  rows: R[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<QueryResult<R>>;
+  /** Runs a script of several statements (migrations); no parameters. */
+  exec(script: string): Promise<void>;
+}
+
+export interface Database extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Runs fn on one dedicated connection (needed for session-level advisory locks). */
+  withConnection<T>(fn: (conn: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export class DataDirLockedError extends Error {
+  constructor(readonly dataDir: string, readonly pid: number) {
+    super(
+      `The embedded database in ${dataDir} is in use by process ${pid} (one process at a time); stop it, or set DATABASE_URL to use a PostgreSQL server.`,
+    );
+    this.name = 'DataDirLockedError';
+  }
+}
+
+// pg returns int8/numeric as strings; counts here fit in a double.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export async function openPostgres(url: string, max = 10): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 5_000 });
+  // An idle client losing its connection must not crash the process.
+  pool.on('error', () => {});
+  const db: Database = {
+    kind: 'postgres',
+    async query<R>(text: string, params?: unknown[]) {
+      const r = await pool.query(text, params as unknown[]);
+      return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+    },
+    async exec(script: string) {
+      await pool.query(script);
+    },
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>) {
+      return db.withConnection(async (conn) => {
+        await conn.query('BEGIN');
+        try {
+          const out = await fn(conn);
+          await conn.query('COMMIT');
+          return out;
+        } catch (err) {
+          await conn.query('ROLLBACK').catch(() => {});
+          throw err;
+        }
+      });
+    },
+    async withConnection<T>(fn: (conn: Queryable) => Promise<T>) {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        return await fn({
+          async query<R>(text: string, params?: unknown[]) {
+            const r = await client.query(text, params as unknown[]);
+            return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+          },
+          async exec(script: string) {
+            await client.query(script);
+          },
+        });
+      } catch (err) {
+        broken = err as Error;
+        throw err;
+      } finally {
+        // A connection that failed mid-way may hold session state (locks): discard it.
+        client.release(broken && !(broken as { code?: string }).code ? broken : undefined);
+      }
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+  return db;
+}
+
+/**
+ * Embedded PostgreSQL. `dataDir` of 'memory://' keeps everything in memory
+ * (tests). A directory is locked with a pid file, because two processes
+ * opening the same PGlite directory would corrupt it.
+ */
+export async function openPglite(dataDir: string): Promise<Database> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  let release = () => {};
+  let dbPath = dataDir;
+  if (!dataDir.startsWith('memory://')) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    release = lockDataDir(dataDir);
+    dbPath = join(dataDir, 'pgdata');
+  }
+  let lite: InstanceType<typeof PGlite>;
+  try {
+    lite = await PGlite.create(dbPath);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  const wrap = (q: Pick<typeof lite, 'query' | 'exec'>): Queryable => ({
+    async query<R>(text: string, params?: unknown[]) {
+      const r = await q.query<R>(text, params);
+      return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+    },
+    async exec(script: string) {
+      await q.exec(script);
+    },
+  });
+  const base = wrap(lite);
+  return {
+    kind: 'pglite',
+    query: base.query,
+    exec: base.exec,
+    transaction: (fn) => lite.transaction((tx) => fn(wrap(tx))),
+    // PGlite is a single connection: session state is shared by construction.
+    withConnection: (fn) => fn(base),
+    async close() {
+      await lite.close();
+      release();
+    },
+  };
+}
+
+function lockDataDir(dataDir: string): () => void {
+  const file = join(dataDir, 'gatehouse.pid');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (pid && pid !== process.pid && isAlive(pid)) throw new DataDirLockedError(dataDir, pid);
+      rmSync(file, { force: true }); // stale lock from a process that died
+    }
+  }
+  throw new DataDirLockedError(dataDir, 0);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function openDatabase(opts: { databaseUrl?: string; dataDir: string; poolSize?: number }): Promise<Database> {
+  return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts.poolSize) : openPglite(opts.dataDir);
+}

@@ -1,0 +1,147 @@
+// The caller's own account: profile, password, sessions.
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AuthCore } from '../auth/core.js';
+import { principalOf } from '../auth/guard.js';
+import { checkPasswordPolicy } from '../auth/password-policy.js';
+import { User } from '../auth/schemas.js';
+import { asUniqueViolation, findUserById, isValidEmail, toPublicUser, UniqueViolation, updatePasswordHash, type UserRow } from '../auth/users.js';
+import { HttpProblem } from '../http/problem.js';
+
+const Session = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  created_at: Type.String({ format: 'date-time' }),
+  last_used_at: Type.String({ format: 'date-time' }),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  current: Type.Boolean(),
+});
+
+export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
+  const { db, clock, hasher, sessions, limits, config } = core;
+  const policy = { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength, minScore: config.passwordMinScore };
+
+  async function currentUser(id: string): Promise<UserRow> {
+    const user = await findUserById(db, id);
+    // The guard checked the user a moment ago; a concurrent delete lands here.
+    if (!user) throw new HttpProblem(404, 'User not found');
+    return user;
+  }
+
+  app.get(
+    '/users/me',
+    {
+      config: { auth: { scopes: ['me'] } },
+      schema: { tags: ['users'], summary: 'Your profile', response: { 200: User } },
+    },
+    async (request) => toPublicUser(await currentUser(principalOf(request).userId)),
+  );
+
+  app.patch(
+    '/users/me',
+    {
+      config: { auth: { scopes: ['me'] } },
+      schema: {
+        tags: ['users'],
+        summary: 'Edit your profile',
+        body: Type.Object(
+          {
+            full_name: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
+            email: Type.Optional(Type.String({ maxLength: 320 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: User },
+      },
+    },
+    async (request) => {
+      const me = principalOf(request);
+      const { full_name, email } = request.body;
+      if (email !== undefined && !isValidEmail(email)) {
+        throw new HttpProblem(422, 'The request is not valid', { errors: [{ path: '/email', message: 'must be a valid email address' }] });
+      }
+      if (full_name === undefined && email === undefined) return toPublicUser(await currentUser(me.userId));
+      try {
+        const r = await db.query<UserRow>(
+          `UPDATE users SET
+             full_name = CASE WHEN $2 THEN $3 ELSE full_name END,
+             email = COALESCE($4, email),
+             updated_at = $5
+           WHERE id = $1 RETURNING *`,
+          [me.userId, full_name !== undefined, full_name ?? null, email ?? null, new Date(clock.now())],
+        );
+        if (!r.rows[0]) throw new HttpProblem(404, 'User not found');
+        return toPublicUser(r.rows[0]);
+      } catch (err) {
+        const e = asUniqueViolation(err);
+        if (e instanceof UniqueViolation) throw new HttpProblem(409, 'That email address is already registered');
+        throw e;
+      }
+    },
+  );
+
+  app.put(
+    '/users/me/password',
+    {
+      config: { auth: { scopes: ['me'] } },
+      schema: {
+        tags: ['users'],
+        summary: 'Change your password; every other session is ended',
+        body: Type.Object({
+          current_password: Type.String({ maxLength: 4096, format: 'password' }),
+          new_password: Type.String({ maxLength: 4096, format: 'password' }),
+        }),
+        response: { 204: Type.Null({ description: 'Changed' }) },
+      },
+    },
+    async (request, reply) => {
+      const me = principalOf(request);
+      const { current_password, new_password } = request.body;
+      const user = await currentUser(me.userId);
+      // Guessing the current password here is as rate-limited as logging in.
+      await limits.checkLogin(user.username, request.ip);
+      const ok =
+        current_password.length <= config.passwordMaxLength && (await hasher.verify(user.password_hash, current_password)).ok;
+      if (!ok) {
+        await limits.loginFailed(user.username, request.ip);
+        throw new HttpProblem(400, 'The current password is incorrect');
+      }
+      const errors = checkPasswordPolicy(new_password, { username: user.username, email: user.email }, policy, '/new_password');
+      if (errors.length) throw new HttpProblem(422, 'The new password does not meet the password policy', { errors });
+      await updatePasswordHash(db, user.id, await hasher.hash(new_password), new Date(clock.now()));
+      await sessions.revokeUserSessions(user.id, me.sessionId);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/users/me/sessions',
+    {
+      config: { auth: { scopes: ['me'] } },
+      schema: { tags: ['users'], summary: 'Your live sessions', response: { 200: Type.Array(Session) } },
+    },
+    async (request) => {
+      const me = principalOf(request);
+      return (await sessions.list(me.userId)).map((s) => ({ ...s, current: s.id === me.sessionId }));
+    },
+  );
+
+  app.delete(
+    '/users/me/sessions/:id',
+    {
+      config: { auth: { scopes: ['me'] } },
+      schema: {
+        tags: ['users'],
+        summary: 'End one of your sessions',
+        params: Type.Object({ id: Type.String() }),
+        response: { 204: Type.Null({ description: 'Ended' }) },
+      },
+    },
+    async (request, reply) => {
+      const me = principalOf(request);
+      const { id } = request.params;
+      const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
+      if (!uuid || !(await sessions.revokeSession(me.userId, id))) throw new HttpProblem(404, 'Session not found');
+      return reply.code(204).send(null);
+    },
+  );
+};
