@@ -56,7 +56,7 @@ export function createAuthCore(config: Config, db: Database, clock: Clock, log: 
   let bus: EventBus;
   let redis: Redis | undefined;
   if (config.redisUrl) {
-    const rb = new RedisBus(config.redisUrl, warn);
+    const rb = new RedisBus(config.redisUrl, config.redisPrefix, warn);
     redis = rb.pub;
     bus = rb;
   } else if (db.kind === 'postgres' && config.databaseUrl) {
@@ -84,6 +84,7 @@ export function createAuthCore(config: Config, db: Database, clock: Clock, log: 
       failedLoginsPerAccount: config.rateLimitFailedLoginsPerAccount,
     },
     redis,
+    config.redisPrefix,
   );
   const hasher = new PasswordHasher(config.hashConcurrency, config.hashQueueMax);
 

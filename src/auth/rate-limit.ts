@@ -21,12 +21,12 @@ export class AuthRateLimits {
   private readonly failuresUserIp?: RateLimiterAbstract;
   private readonly failuresUser?: RateLimiterAbstract;
 
-  constructor(opts: RateLimitOptions, redis?: Redis) {
+  constructor(opts: RateLimitOptions, redis?: Redis, prefix = 'gatehouse:') {
     const make = (keyPrefix: string, points: number, duration: number, blockDuration = 0) => {
       if (points <= 0) return undefined; // 0 turns a limit off
       const memory = new RateLimiterMemory({ keyPrefix, points, duration, blockDuration });
       return redis
-        ? new RateLimiterRedis({ storeClient: redis, keyPrefix: `gh:rl:${keyPrefix}`, points, duration, blockDuration, insuranceLimiter: memory })
+        ? new RateLimiterRedis({ storeClient: redis, keyPrefix: `${prefix}rl:${keyPrefix}`, points, duration, blockDuration, insuranceLimiter: memory })
         : memory;
     };
     this.token = make('token', opts.tokenPerMinute, 60);

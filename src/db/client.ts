@@ -17,6 +17,8 @@ export interface Queryable {
 
 export interface Database extends Queryable {
   readonly kind: 'postgres' | 'pglite';
+  /** PGlite only: a snapshot of the whole data directory (tests clone a migrated template). */
+  dump?(): Promise<Blob | File>;
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Runs fn on one dedicated connection (needed for session-level advisory locks). */
   withConnection<T>(fn: (conn: Queryable) => Promise<T>): Promise<T>;
@@ -94,7 +96,7 @@ export async function openPostgres(url: string, max = 10): Promise<Database> {
  * (tests). A directory is locked with a pid file, because two processes
  * opening the same PGlite directory would corrupt it.
  */
-export async function openPglite(dataDir: string): Promise<Database> {
+export async function openPglite(dataDir: string, opts: { loadDataDir?: Blob | File } = {}): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   let release = () => {};
   let dbPath = dataDir;
@@ -105,7 +107,7 @@ export async function openPglite(dataDir: string): Promise<Database> {
   }
   let lite: InstanceType<typeof PGlite>;
   try {
-    lite = await PGlite.create(dbPath);
+    lite = await PGlite.create(dbPath, opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {});
   } catch (err) {
     release();
     throw err;
@@ -122,6 +124,7 @@ export async function openPglite(dataDir: string): Promise<Database> {
   const base = wrap(lite);
   return {
     kind: 'pglite',
+    dump: () => lite.dumpDataDir('none'),
     query: base.query,
     exec: base.exec,
     transaction: (fn) => lite.transaction((tx) => fn(wrap(tx))),

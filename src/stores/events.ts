@@ -145,8 +145,11 @@ export class RedisBus extends BaseBus implements EventBus {
   private heartbeat: NodeJS.Timeout | undefined;
   private syncing = false;
 
-  constructor(url: string, log: (msg: string, err?: unknown) => void) {
+  private readonly channel: string;
+
+  constructor(url: string, prefix: string, log: (msg: string, err?: unknown) => void) {
     super(log);
+    this.channel = `${prefix}events`;
     const opts = {
       lazyConnect: true,
       maxRetriesPerRequest: 1,
@@ -160,7 +163,7 @@ export class RedisBus extends BaseBus implements EventBus {
     this.sub.on('error', () => {});
     this.pub.on('error', () => {});
     this.sub.on('message', (channel: string, message: string) => {
-      if (channel === CHANNEL) this.dispatch(message);
+      if (channel === this.channel) this.dispatch(message);
     });
     this.sub.on('ready', () => void this.onReady());
     this.sub.on('close', () => this.lost());
@@ -177,7 +180,7 @@ export class RedisBus extends BaseBus implements EventBus {
     if (this.syncing || this.closed) return;
     this.syncing = true;
     try {
-      await this.sub.subscribe(CHANNEL);
+      await this.sub.subscribe(this.channel);
       await this.resync();
     } catch (err) {
       this.lost(err);
@@ -206,7 +209,7 @@ export class RedisBus extends BaseBus implements EventBus {
   async publish(event: GatehouseEvent): Promise<void> {
     // PostgreSQL already holds the change; peers that miss this message are
     // in fallback mode (their subscription is down too) and will resync.
-    await this.pub.publish(CHANNEL, JSON.stringify(event)).catch((err) => this.log('could not publish to Redis', err));
+    await this.pub.publish(this.channel, JSON.stringify(event)).catch((err) => this.log('could not publish to Redis', err));
   }
 
   async close(): Promise<void> {
