@@ -1,0 +1,145 @@
+// Administrative commands: `npm run cli -- <command> [options]`.
+//   create-user --username U --email E [--full-name N] [--admin]
+//       password from a hidden prompt, or the first line of stdin when it is not a terminal
+//   gen-secret      print a new random SECRET_KEY
+//   migrate         apply pending migrations
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { checkPasswordPolicy } from './auth/password-policy.js';
+import { PasswordHasher } from './auth/passwords.js';
+import { createUser, isValidEmail, normalizeUsername, UniqueViolation, USERNAME_RE } from './auth/users.js';
+import { ConfigError, loadConfig, loadDotEnv, type Config } from './config.js';
+import { openDatabase, type Database } from './db/client.js';
+import { migrate } from './db/migrate.js';
+
+export class CliError extends Error {}
+
+type Command = (args: string[]) => Promise<void>;
+
+async function withDatabase<T>(config: Config, fn: (db: Database) => Promise<T>): Promise<T> {
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+  try {
+    await migrate(db);
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+/** The first line of stdin (without its newline) when piped; a hidden prompt on a terminal. */
+export async function readPassword(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    const rl = createInterface({ input: stdin, crlfDelay: Infinity });
+    for await (const line of rl) {
+      rl.close();
+      return line;
+    }
+    throw new CliError('no password on standard input');
+  }
+  process.stderr.write(prompt);
+  stdin.setRawMode(true);
+  stdin.resume();
+  stdin.setEncoding('utf8');
+  return new Promise((resolve, reject) => {
+    let value = '';
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n') {
+          done();
+          resolve(value);
+          return;
+        }
+        if (ch === '\u0003') {
+          done();
+          reject(new CliError('cancelled'));
+          return;
+        }
+        if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
+        else value += ch;
+      }
+    };
+    const done = () => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write('\n');
+    };
+    stdin.on('data', onData);
+  });
+}
+
+const commands: Record<string, Command> = {
+  async 'gen-secret'() {
+    // 32 random bytes → 43 base64url characters (43 bytes of UTF-8): a 256-bit SECRET_KEY.
+    process.stdout.write(randomBytes(32).toString('base64url') + '\n');
+  },
+
+  async migrate() {
+    const config = loadConfig();
+    await withDatabase(config, async () => undefined);
+    process.stdout.write('migrations up to date\n');
+  },
+
+  async 'create-user'(args) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        username: { type: 'string' },
+        email: { type: 'string' },
+        'full-name': { type: 'string' },
+        admin: { type: 'boolean', default: false },
+      },
+      strict: true,
+    });
+    if (!values.username || !values.email) throw new CliError('usage: create-user --username U --email E [--full-name N] [--admin]');
+    const config = loadConfig();
+    const username = normalizeUsername(values.username);
+    if (!USERNAME_RE.test(username)) throw new CliError('username must be 3–32 characters of a-z, 0-9, _ . -');
+    if (!isValidEmail(values.email)) throw new CliError('email is not a valid address');
+    const password = await readPassword('Password: ');
+    const failures = checkPasswordPolicy(
+      password,
+      { username, email: values.email },
+      { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength, minScore: config.passwordMinScore },
+    );
+    if (failures.length) throw new CliError(`password ${failures.map((f) => f.message).join('; ')}`);
+    const hash = await new PasswordHasher(1, 1).hash(password);
+    const user = await withDatabase(config, (db) =>
+      createUser(db, {
+        username,
+        email: values.email!,
+        fullName: values['full-name'] ?? null,
+        passwordHash: hash,
+        role: values.admin ? 'admin' : 'user',
+        now: new Date(),
+      }).catch((err) => {
+        if (err instanceof UniqueViolation) throw new CliError(`that ${err.field} is already taken`);
+        throw err;
+      }),
+    );
+    process.stdout.write(`created ${user.role} ${user.username} (${user.id})\n`);
+  },
+};
+
+export async function runCli(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  const command = name ? commands[name] : undefined;
+  if (!command) {
+    console.error(`usage: npm run cli -- <${Object.keys(commands).join('|')}> [options]`);
+    return 2;
+  }
+  try {
+    loadDotEnv();
+    await command(args);
+    return 0;
+  } catch (err) {
+    // One line, never a stack trace.
+    const prefix = err instanceof ConfigError ? 'configuration error: ' : '';
+    console.error(`gatehouse: ${prefix}${(err as Error).message}`);
+    return 1;
+  }
+}
+
+process.exitCode = await runCli(process.argv.slice(2));
