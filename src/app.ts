@@ -18,6 +18,8 @@ import { migrate } from './db/migrate.js';
 import { registerErrorHandling } from './http/errors.js';
 import { opsRoutes } from './http/ops.js';
 import { userRoutes } from './users/routes.js';
+import { postRoutes } from './posts/routes.js';
+import { adminRoutes } from './admin/routes.js';
 
 export interface BuildDeps {
   /** An open database; buildApp opens (and later closes) its own when absent. */
@@ -173,10 +175,19 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
+  if (config.benchRoutes) {
+    // The benchmark's floor: the same process, hooks and serializer as
+    // GET /users/me, minus authentication and the database.
+    const body = { id: '00000000-0000-4000-8000-000000000000', username: 'floor', email: 'floor@example.com', full_name: null, role: 'user' as const, disabled: false, created_at: new Date(0).toISOString() };
+    app.get('/_bench/floor', { schema: { hide: true, response: { 200: User } } }, async () => body);
+  }
+
   await app.register(guardPlugin, { tokens: core.tokens, revocations: core.revocations, userStates: core.userStates });
   await app.register(opsRoutes, { core });
   await app.register(authRoutes, { core });
   await app.register(userRoutes, { core });
+  await app.register(postRoutes, { core });
+  await app.register(adminRoutes, { core });
 
   return { app, core };
 }

@@ -1,0 +1,91 @@
+// User administration (scope admin): list users, disable them, change roles.
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AuthCore } from '../auth/core.js';
+import { principalOf } from '../auth/guard.js';
+import { User } from '../auth/schemas.js';
+import { toPublicUser } from '../auth/users.js';
+import { decodeCursor, isUuid, PageQuery } from '../http/pagination.js';
+import { HttpProblem } from '../http/problem.js';
+import { changeUser, LastAdminError, listUsers } from './queries.js';
+
+const UserPage = Type.Object({
+  items: Type.Array(Type.Ref('User')),
+  next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page' }),
+});
+
+const problem = (description: string) => ({ ...Type.Ref('Problem'), description });
+
+export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
+  const { db, clock, sessions, userStates } = core;
+
+  app.get(
+    '/admin/users',
+    {
+      config: { auth: { scopes: ['admin'] } },
+      schema: {
+        tags: ['admin'],
+        summary: 'Every user, oldest first',
+        querystring: Type.Object(PageQuery),
+        response: { 200: UserPage, 422: problem('Invalid limit or cursor') },
+      },
+    },
+    async (request) => {
+      const { limit = 20, cursor } = request.query;
+      const after = cursor === undefined ? undefined : decodeCursor(cursor);
+      return listUsers(db, { limit, after });
+    },
+  );
+
+  app.patch(
+    '/admin/users/:id',
+    {
+      config: { auth: { scopes: ['admin'] } },
+      schema: {
+        tags: ['admin'],
+        summary: "Disable or enable a user, or change their role; a disabled user's tokens fail on their next use",
+        params: Type.Object({ id: Type.String({ description: 'The user id (a UUID)' }) }),
+        body: Type.Object(
+          {
+            disabled: Type.Optional(Type.Boolean()),
+            role: Type.Optional(Type.Union([Type.Literal('user'), Type.Literal('admin')])),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: User,
+          404: problem('No such user'),
+          409: problem('The change would leave no enabled administrator'),
+          422: problem('A field is not valid'),
+        },
+      },
+    },
+    async (request) => {
+      const me = principalOf(request);
+      const { id } = request.params;
+      if (!isUuid(id)) throw new HttpProblem(404, 'User not found');
+      let result;
+      try {
+        result = await changeUser(db, id, request.body, new Date(clock.now()));
+      } catch (err) {
+        if (err instanceof LastAdminError) {
+          const who = id === me.userId ? 'yourself' : 'this user';
+          throw new HttpProblem(409, `Refused: changing ${who} would leave no enabled administrator`);
+        }
+        throw err;
+      }
+      if (!result) throw new HttpProblem(404, 'User not found');
+      const { user, changed } = result;
+      if (changed) {
+        // Refresh tokens die with their sessions; access tokens fail on their
+        // next use on every node once the user-state caches forget this user.
+        if (user.disabled) await sessions.revokeUserSessions(user.id);
+        await userStates.changed(user.id);
+        request.log.info(
+          { event: 'admin_user_changed', by: me.userId, userId: user.id, role: user.role, disabled: user.disabled },
+          'user changed by an administrator',
+        );
+      }
+      return toPublicUser(user);
+    },
+  );
+};

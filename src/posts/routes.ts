@@ -1,0 +1,190 @@
+// The blog: public reading, writing under `posts:write`, moderation under `admin`.
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AuthCore } from '../auth/core.js';
+import { insufficientScope, principalOf, type Principal } from '../auth/guard.js';
+import { normalizeUsername } from '../auth/users.js';
+import { decodeCursor, isUuid, PageQuery } from '../http/pagination.js';
+import { HttpProblem } from '../http/problem.js';
+import { createPost, deletePost, findPost, listPosts, postExists, toPublicPost, updatePost, userIdByUsername } from './queries.js';
+
+export const TITLE_MAX = 200;
+export const BODY_MAX = 100_000;
+
+export const Post = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  title: Type.String(),
+  body: Type.String(),
+  published: Type.Boolean(),
+  author: Type.Object({ id: Type.String({ format: 'uuid' }), username: Type.String() }),
+  created_at: Type.String({ format: 'date-time' }),
+  updated_at: Type.String({ format: 'date-time' }),
+});
+
+const PostPage = Type.Object({
+  items: Type.Array(Post),
+  next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page' }),
+});
+
+const Title = Type.String({ minLength: 1, maxLength: TITLE_MAX, description: `1–${TITLE_MAX} characters` });
+const Body = Type.String({ maxLength: BODY_MAX, description: `Up to ${BODY_MAX} characters` });
+
+const PostId = Type.Object({ id: Type.String({ description: 'The post id (a UUID)' }) });
+
+const problem = (description: string) => ({ ...Type.Ref('Problem'), description });
+const notFound = () => new HttpProblem(404, 'Post not found');
+
+export const postRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
+  const { db, clock } = core;
+
+  /** The rule for editing and deleting: the author, or a token with scope admin. */
+  const editor = (p: Principal) => ({ userId: p.userId, anyAuthor: p.scopes.includes('admin') });
+
+  /** After a write matched nothing: the post is missing (404) or someone else's (403). */
+  async function refusal(id: string, p: Principal): Promise<HttpProblem> {
+    if (!(await postExists(db, id))) return notFound();
+    // An admin whose token lacks the scope could get it: say which one.
+    if (p.role === 'admin') return insufficientScope(['posts:write', 'admin']);
+    return new HttpProblem(403, 'Only the author of a post may change it');
+  }
+
+  app.get(
+    '/posts',
+    {
+      schema: {
+        tags: ['posts'],
+        summary: 'Published posts, newest first',
+        querystring: Type.Object({
+          ...PageQuery,
+          author: Type.Optional(Type.String({ maxLength: 256, description: "Only this user's posts (username)" })),
+        }),
+        response: { 200: PostPage, 422: problem('Invalid limit or cursor') },
+      },
+    },
+    async (request) => {
+      const { limit = 20, cursor, author } = request.query;
+      const after = cursor === undefined ? undefined : decodeCursor(cursor);
+      let authorId: string | undefined;
+      if (author !== undefined) {
+        authorId = await userIdByUsername(db, normalizeUsername(author));
+        if (!authorId) return { items: [], next_cursor: null };
+      }
+      return listPosts(db, { limit, after, authorId });
+    },
+  );
+
+  app.get(
+    '/posts/:id',
+    {
+      config: { auth: { optional: true } },
+      schema: {
+        tags: ['posts'],
+        summary: 'One post; a draft only to its author or a token with scope admin',
+        params: PostId,
+        response: { 200: Post, 404: problem('No such post (or a draft you may not see)') },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      if (!isUuid(id)) throw notFound();
+      const post = await findPost(db, id);
+      if (!post) throw notFound();
+      if (!post.published) {
+        const p = request.principal;
+        // A draft is nobody else's business: 404, as if it did not exist.
+        if (!p || (p.userId !== post.author_id && !p.scopes.includes('admin'))) throw notFound();
+      }
+      return toPublicPost(post);
+    },
+  );
+
+  app.post(
+    '/posts',
+    {
+      config: { auth: { scopes: ['posts:write'] } },
+      schema: {
+        tags: ['posts'],
+        summary: 'Write a post (a draft unless published is true)',
+        body: Type.Object(
+          { title: Title, body: Body, published: Type.Optional(Type.Boolean({ default: false })) },
+          { additionalProperties: false },
+        ),
+        response: { 201: Post, 422: problem('A field is not valid') },
+      },
+    },
+    async (request, reply) => {
+      const me = principalOf(request);
+      const { title, body, published = false } = request.body;
+      const post = await createPost(db, { authorId: me.userId, title, body, published, now: new Date(clock.now()) });
+      return reply.code(201).send(toPublicPost(post));
+    },
+  );
+
+  app.patch(
+    '/posts/:id',
+    {
+      config: { auth: { scopes: ['posts:write'] } },
+      schema: {
+        tags: ['posts'],
+        summary: 'Edit a post: its author, or an admin with scope admin',
+        params: PostId,
+        body: Type.Object(
+          { title: Type.Optional(Title), body: Type.Optional(Body), published: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Post,
+          403: problem('Not your post'),
+          404: problem('No such post'),
+          422: problem('A field is not valid'),
+        },
+      },
+    },
+    async (request) => {
+      const me = principalOf(request);
+      const { id } = request.params;
+      if (!isUuid(id)) throw notFound();
+      const post = await updatePost(db, id, editor(me), request.body, new Date(clock.now()));
+      if (!post) throw await refusal(id, me);
+      return toPublicPost(post);
+    },
+  );
+
+  app.delete(
+    '/posts/:id',
+    {
+      config: { auth: { scopes: ['posts:write'] } },
+      schema: {
+        tags: ['posts'],
+        summary: 'Delete a post: its author, or an admin with scope admin',
+        params: PostId,
+        response: { 204: Type.Null({ description: 'Deleted' }), 403: problem('Not your post'), 404: problem('No such post') },
+      },
+    },
+    async (request, reply) => {
+      const me = principalOf(request);
+      const { id } = request.params;
+      if (!isUuid(id)) throw notFound();
+      if (!(await deletePost(db, id, editor(me)))) throw await refusal(id, me);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/users/me/posts',
+    {
+      config: { auth: { scopes: ['me'] } },
+      schema: {
+        tags: ['posts'],
+        summary: 'Your posts, drafts included, newest first',
+        querystring: Type.Object(PageQuery),
+        response: { 200: PostPage, 422: problem('Invalid limit or cursor') },
+      },
+    },
+    async (request) => {
+      const me = principalOf(request);
+      const { limit = 20, cursor } = request.query;
+      const after = cursor === undefined ? undefined : decodeCursor(cursor);
+      return listPosts(db, { limit, after, authorId: me.userId, includeDrafts: true });
+    },
+  );
+};
