@@ -1,4 +1,4 @@
-// `npm start`, `npm run cli`, `npm run bench`: build first if dist/ is
+// `npm start`, `npm run cli` (and `--build` alone): build first if dist/ is
 // missing or older than src/, then run the compiled entry point.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -26,12 +26,11 @@ if (stale) {
 }
 
 const mode = process.argv[2];
-if (mode === '--cli') {
+if (mode === '--build') {
+  // built above if needed; nothing to run
+} else if (mode === '--cli') {
   process.argv.splice(2, 1);
   await import(join(root, 'dist', 'cli.js'));
-} else if (mode === '--bench') {
-  process.argv.splice(2, 1);
-  await import(join(root, 'dist', 'bench', 'run.js'));
 } else {
   await import(join(root, 'dist', 'server.js'));
 }

@@ -175,6 +175,13 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
+  if (config.benchRoutes) {
+    // The benchmark's floor: the same process, hooks and serializer as
+    // GET /users/me, minus authentication and the database.
+    const body = { id: '00000000-0000-4000-8000-000000000000', username: 'floor', email: 'floor@example.com', full_name: null, role: 'user' as const, disabled: false, created_at: new Date(0).toISOString() };
+    app.get('/_bench/floor', { schema: { hide: true, response: { 200: User } } }, async () => body);
+  }
+
   await app.register(guardPlugin, { tokens: core.tokens, revocations: core.revocations, userStates: core.userStates });
   await app.register(opsRoutes, { core });
   await app.register(authRoutes, { core });

@@ -51,6 +51,8 @@ export interface Config {
   /** Days a revoked or expired session is kept before housekeeping deletes it. */
   sessionRetentionDays: number;
   hsts: boolean;
+  /** Benchmarks only: serve GET /_bench/floor, the bare-route baseline. */
+  benchRoutes: boolean;
 }
 
 export class ConfigError extends Error {
@@ -231,6 +233,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitFailedLoginsPerAccount: int(env, 'RATE_LIMIT_FAILED_LOGINS_PER_ACCOUNT', 10, 0, 1_000_000),
     sessionRetentionDays: int(env, 'SESSION_RETENTION_DAYS', 7, 0, 3650),
     hsts: bool(env, 'HSTS', production),
+    benchRoutes: bool(env, 'BENCH_ROUTES', false),
   };
 }
 

@@ -1,13 +1,15 @@
 // Process entry: config → buildApp → listen; graceful shutdown on SIGTERM/SIGINT.
+// With WORKERS > 1 this process is the primary of a cluster: it forks the
+// workers (each with its own pools, sharing one port), restarts one that
+// dies, and passes shutdown signals on.
+import cluster from 'node:cluster';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig, loadDotEnv } from './config.js';
-import { DataDirLockedError } from './db/client.js';
+import { ConfigError, loadConfig, loadDotEnv, type Config } from './config.js';
 
-export async function main(): Promise<void> {
-  let config;
+function loadOrExit(): Config {
   try {
     loadDotEnv();
-    config = loadConfig();
+    return loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`gatehouse: configuration error: ${err.message}`);
@@ -15,15 +17,14 @@ export async function main(): Promise<void> {
     }
     throw err;
   }
+}
 
+async function serve(config: Config): Promise<void> {
   let gatehouse;
   try {
     gatehouse = await buildApp(config);
   } catch (err) {
-    if (err instanceof DataDirLockedError) {
-      console.error(`gatehouse: ${err.message}`);
-      process.exit(1);
-    }
+    // One line, never a stack: the usual causes are a locked DATA_DIR or an unreachable database.
     console.error(`gatehouse: could not start: ${(err as Error).message}`);
     process.exit(1);
   }
@@ -34,12 +35,12 @@ export async function main(): Promise<void> {
     if (closing) return;
     closing = true;
     app.log.info({ signal }, 'shutting down: finishing requests in flight');
-    // Stops accepting, waits for in-flight requests, then closes stores and the database.
     const force = setTimeout(() => {
       app.log.error('shutdown took too long; exiting');
       process.exit(1);
     }, 20_000);
     force.unref();
+    // Stops accepting, waits for in-flight requests, then closes stores and the database.
     app.close().then(
       () => process.exit(0),
       (err) => {
@@ -60,4 +61,35 @@ export async function main(): Promise<void> {
   }
 }
 
-await main();
+function primary(config: Config): void {
+  let stopping = false;
+  const started = new Map<number, number>();
+  const fork = () => {
+    const w = cluster.fork();
+    started.set(w.id, Date.now());
+  };
+  for (let i = 0; i < config.workers; i++) fork();
+  cluster.on('exit', (worker, code, signal) => {
+    const lived = Date.now() - (started.get(worker.id) ?? 0);
+    started.delete(worker.id);
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      return;
+    }
+    console.error(`gatehouse: worker ${worker.process.pid} exited (${signal ?? code}); starting another`);
+    // A worker that dies at once (bad config, database down) would loop: back off.
+    setTimeout(fork, lived < 5_000 ? 2_000 : 0);
+  });
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(signal);
+    setTimeout(() => process.exit(1), 25_000).unref();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+const config = loadOrExit();
+if (config.workers > 1 && cluster.isPrimary) primary(config);
+else await serve(config);
