@@ -118,7 +118,10 @@ export async function updatePost(
          title = COALESCE($4, title),
          body = COALESCE($5, body),
          published = COALESCE($6, published),
-         updated_at = $7
+         -- A PATCH that changes nothing leaves updated_at alone.
+         updated_at = CASE
+           WHEN (COALESCE($4, title), COALESCE($5, body), COALESCE($6, published)) IS DISTINCT FROM (title, body, published)
+           THEN $7 ELSE updated_at END
        WHERE id = $1 AND ($3 OR author_id = $2)
        RETURNING *
      )
