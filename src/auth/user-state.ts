@@ -1,19 +1,22 @@
 // What every protected request must know about its user (still there, not
-// disabled, which role), without a database round trip when nothing
+// disabled, which role; and its public profile), without a database round trip when nothing
 // changed: a bounded per-node cache, invalidated through the event bus on
 // every node. While the bus is unhealthy, PostgreSQL is asked every time.
 import type { Queryable } from '../db/client.js';
 import type { EventBus } from '../stores/events.js';
 import type { Role } from './scopes.js';
+import { toPublicUser, type PublicUser, type UserRow } from './users.js';
 
 export interface UserState {
   exists: boolean;
   disabled: boolean;
   role: Role;
   username: string;
+  /** The public profile, so GET /users/me needs no round trip either. */
+  profile: PublicUser | null;
 }
 
-const GONE: UserState = { exists: false, disabled: true, role: 'user', username: '' };
+const GONE: UserState = { exists: false, disabled: true, role: 'user', username: '', profile: null };
 
 export class UserStates {
   private readonly cache = new Map<string, UserState>();
@@ -41,12 +44,14 @@ export class UserStates {
       if (hit) return hit;
     }
     const epoch = this.epoch;
-    const r = await this.db.query<{ disabled: boolean; role: Role; username: string }>(
-      'SELECT disabled, role, username FROM users WHERE id = $1',
+    const r = await this.db.query<UserRow>(
+      'SELECT id, username, email, full_name, role, disabled, created_at FROM users WHERE id = $1',
       [userId],
     );
     const row = r.rows[0];
-    const state: UserState = row ? { exists: true, disabled: row.disabled, role: row.role, username: row.username } : GONE;
+    const state: UserState = row
+      ? { exists: true, disabled: row.disabled, role: row.role, username: row.username, profile: toPublicUser(row) }
+      : GONE;
     if (this.bus.healthy && epoch === this.epoch) {
       if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value as string);
       this.cache.set(userId, state);

@@ -17,7 +17,7 @@ const Session = Type.Object({
 });
 
 export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
-  const { db, clock, hasher, sessions, limits, config } = core;
+  const { db, clock, hasher, sessions, limits, config, userStates } = core;
   const policy = { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength, minScore: config.passwordMinScore };
 
   async function currentUser(id: string): Promise<UserRow> {
@@ -33,7 +33,12 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       config: { auth: { scopes: ['me'] } },
       schema: { tags: ['users'], summary: 'Your profile', response: { 200: User } },
     },
-    async (request) => toPublicUser(await currentUser(principalOf(request).userId)),
+    // The guard has just loaded this user's state (cached per node): no round trip.
+    async (request) => {
+      const { profile } = await userStates.get(principalOf(request).userId);
+      if (!profile) throw new HttpProblem(404, 'User not found');
+      return profile;
+    },
   );
 
   app.patch(
@@ -70,6 +75,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
           [me.userId, full_name !== undefined, full_name ?? null, email ?? null, new Date(clock.now())],
         );
         if (!r.rows[0]) throw new HttpProblem(404, 'User not found');
+        await userStates.changed(me.userId); // every node's cached profile
         return toPublicUser(r.rows[0]);
       } catch (err) {
         const e = asUniqueViolation(err);
