@@ -16,6 +16,7 @@ import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { registerErrorHandling } from './http/errors.js';
+import { buildValidator } from './http/validation.js';
 import { opsRoutes } from './http/ops.js';
 import { userRoutes } from './users/routes.js';
 import { postRoutes } from './posts/routes.js';
@@ -92,6 +93,8 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     ajv: { customOptions: { allErrors: true } },
+    // Bodies are validated without type coercion (src/http/validation.ts).
+    schemaController: { compilersFactory: { buildValidator } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   let core: AuthCore;
