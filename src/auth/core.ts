@@ -66,8 +66,15 @@ export function createAuthCore(config: Config, db: Database, clock: Clock, log: 
   } else {
     bus = new LocalBus(warn);
   }
-  const revocations = new Revocations(db, bus, clock, accessTtlSeconds * 1000, config.jwtLeewaySeconds * 1000);
-  const userStates = new UserStates(db, bus);
+  let storeWarnedAt = -Infinity;
+  const storeError = (err: unknown) => {
+    // Once per 10 s, not once per request, during an outage.
+    if (Date.now() - storeWarnedAt < 10_000) return;
+    storeWarnedAt = Date.now();
+    warn('PostgreSQL did not answer a security check: answering 503', err);
+  };
+  const revocations = new Revocations(db, bus, clock, accessTtlSeconds * 1000, config.jwtLeewaySeconds * 1000, storeError);
+  const userStates = new UserStates(db, bus, undefined, storeError);
   const sessions = new Sessions(db, clock, revocations, {
     refreshTtlMs: config.refreshTokenExpireDays * DAY,
     sessionMaxMs: config.sessionMaxDays * DAY,
@@ -112,6 +119,7 @@ export function createAuthCore(config: Config, db: Database, clock: Clock, log: 
       sessions.stop();
       revocations.stop();
       await bus.close();
+      await hasher.close();
     },
   };
 }

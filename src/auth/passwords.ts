@@ -1,11 +1,11 @@
 // Password hashing: argon2id for every new hash; bcrypt ($2a$/$2b$/$2y$, as
 // FastAPI/passlib apps store them) still verifies and is flagged for upgrade,
 // as are argon2 hashes with weaker parameters than the current ones. All
-// hashing runs on the libuv pool (native), never on the event loop, and
-// through a bounded queue.
-import { hash as argonHash, verify as argonVerify, type Options as Argon2Options } from '@node-rs/argon2';
-import { verify as bcryptVerify } from '@node-rs/bcrypt';
+// hashing runs on a pool of low-priority threads (hash-pool.ts), never on
+// the event loop, through a bounded queue.
+import type { Options as Argon2Options } from '@node-rs/argon2';
 import { randomBytes } from 'node:crypto';
+import { HashPool } from './hash-pool.js';
 import { WorkQueue } from './work-queue.js';
 
 // algorithm 2 is Algorithm.Argon2id (an ambient const enum, not importable as a value).
@@ -22,26 +22,32 @@ const ARGON2_RE = /^\$argon2(id|i|d)\$v=(\d+)\$m=(\d+),t=(\d+),p=(\d+)\$/;
 
 export class PasswordHasher {
   readonly queue: WorkQueue;
+  private readonly pool: HashPool;
   private dummyHash: Promise<string> | undefined;
 
   constructor(concurrency: number, maxQueued: number) {
     this.queue = new WorkQueue(concurrency, maxQueued);
+    this.pool = new HashPool(concurrency);
   }
 
   hash(password: string): Promise<string> {
-    return this.queue.run(() => argonHash(password, ARGON2_PARAMS));
+    return this.queue.run(async () => (await this.pool.run({ op: 'argon2-hash', password, options: ARGON2_PARAMS })) as string);
+  }
+
+  /** Runs a verification; a corrupt stored hash makes it throw: that is a mismatch. */
+  private check(op: 'argon2-verify' | 'bcrypt-verify', hash: string, password: string): Promise<boolean> {
+    return this.queue.run(() => this.pool.run({ op, hash, password }).then((v) => v === true, () => false));
   }
 
   async verify(storedHash: string, password: string): Promise<VerifyResult> {
     if (BCRYPT_RE.test(storedHash)) {
       // bcrypt only reads the first 72 bytes, exactly as passlib did.
-      const ok = await this.queue.run(() => bcryptVerify(password, storedHash).catch(() => false));
+      const ok = await this.check('bcrypt-verify', storedHash, password);
       return { ok, needsRehash: ok };
     }
     const m = ARGON2_RE.exec(storedHash);
     if (!m) return { ok: false, needsRehash: false };
-    // A corrupt stored hash makes the native verify throw: treat it as a mismatch.
-    const ok = await this.queue.run(() => argonVerify(storedHash, password).catch(() => false));
+    const ok = await this.check('argon2-verify', storedHash, password);
     return { ok, needsRehash: ok && isWeakerArgon2(m) };
   }
 
@@ -50,9 +56,13 @@ export class PasswordHasher {
    * user does not exist: no enumeration by timing.
    */
   async verifyDummy(password: string): Promise<VerifyResult> {
-    this.dummyHash ??= argonHash(randomBytes(16).toString('hex'), ARGON2_PARAMS);
+    this.dummyHash ??= this.hash(randomBytes(16).toString('hex'));
     await this.verify(await this.dummyHash, password);
     return { ok: false, needsRehash: false };
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }
 
