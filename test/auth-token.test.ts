@@ -13,7 +13,6 @@ import {
   registerAndLogin,
   registerUser,
   startApp,
-  STRONG_PASSWORD,
   TEST_SECRET,
   uniqueName,
   type Res,
