@@ -48,17 +48,21 @@ export class HashPool {
 
   private spawn(): Worker {
     const w = new Worker(WORKER_SOURCE, { eval: true, workerData: MODULES });
-    w.unref(); // never keeps the process alive on its own
     w.on('message', (reply: HashReply) => {
       const p = this.pending.get(reply.id);
       if (!p) return;
       this.pending.delete(reply.id);
+      w.unref();
       this.idle.push(w);
       if (reply.ok) p.resolve(reply.value);
       else p.reject(new Error(reply.error));
     });
     w.on('error', () => this.replace(w));
     w.on('exit', () => this.replace(w));
+    // An idle thread never keeps the process alive (a busy one does, until its
+    // reply). After the listeners: adding a 'message' listener refs the
+    // worker again, which made `npm run cli -- create-user` hang on exit.
+    w.unref();
     return w;
   }
 
@@ -82,6 +86,7 @@ export class HashPool {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, worker });
+      worker.ref();
       worker.postMessage({ ...job, id });
     });
   }
