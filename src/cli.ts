@@ -3,12 +3,16 @@
 //       password from a hidden prompt, or the first line of stdin when it is not a terminal
 //   gen-secret      print a new random SECRET_KEY
 //   migrate         apply pending migrations
+//   set-role USER admin|user
+//       USER is a username or an email; running nodes are told (NOTIFY / Redis)
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { checkPasswordPolicy } from './auth/password-policy.js';
 import { PasswordHasher } from './auth/passwords.js';
-import { createUser, isValidEmail, normalizeUsername, UniqueViolation, USERNAME_RE } from './auth/users.js';
+import { announceUserChange } from './admin/announce.js';
+import { changeUser, LastAdminError } from './admin/queries.js';
+import { createUser, findUserForLogin, isValidEmail, normalizeUsername, UniqueViolation, USERNAME_RE } from './auth/users.js';
 import { ConfigError, loadConfig, loadDotEnv, type Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
@@ -120,6 +124,31 @@ const commands: Record<string, Command> = {
       }),
     );
     process.stdout.write(`created ${user.role} ${user.username} (${user.id})\n`);
+  },
+
+  async 'set-role'(args) {
+    const { positionals } = parseArgs({ args, options: {}, allowPositionals: true, strict: true });
+    const [login, role] = positionals;
+    if (positionals.length !== 2 || !login || (role !== 'admin' && role !== 'user')) {
+      throw new CliError('usage: set-role USER admin|user   (USER: username or email)');
+    }
+    const config = loadConfig();
+    const { user, changed, unannounced } = await withDatabase(config, async (db) => {
+      const found = await findUserForLogin(db, login);
+      if (!found) throw new CliError(`no user ${login}`);
+      const result = await changeUser(db, found.id, { role }, new Date()).catch((err) => {
+        if (err instanceof LastAdminError) throw new CliError(`${found.username} is the last enabled admin; promote someone else first`);
+        throw err;
+      });
+      if (!result) throw new CliError(`no user ${login}`);
+      // Running nodes cache roles: tell them, so a demoted admin's tokens fail now.
+      const unannounced = result.changed ? await announceUserChange(db, config, found.id) : [];
+      return { ...result, unannounced };
+    });
+    if (unannounced.length) {
+      console.warn(`gatehouse: could not notify running nodes via ${unannounced.join(' and ')}; they see the change after a restart or reconnect`);
+    }
+    process.stdout.write(changed ? `${user.username} is now ${user.role}\n` : `${user.username} was already ${user.role}\n`);
   },
 };
 
