@@ -21,7 +21,7 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const argon2 = require(workerData.argon2);
 const bcrypt = require(workerData.bcrypt);
-try { require('node:os').setPriority(19); } catch {}
+try { require('node:os').setPriority(10); } catch {}
 parentPort.on('message', (job) => {
   try {
     const value = job.op === 'argon2-hash' ? argon2.hashSync(job.password, job.options)
