@@ -15,8 +15,8 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
-import { registerErrorHandling } from './http/errors.js';
-import { buildValidator } from './http/validation.js';
+import { frameworkErrors, registerErrorHandling } from './http/errors.js';
+import { buildValidator, registerRequestChecks } from './http/validation.js';
 import { opsRoutes } from './http/ops.js';
 import { userRoutes } from './users/routes.js';
 import { postRoutes } from './posts/routes.js';
@@ -95,6 +95,8 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     ajv: { customOptions: { allErrors: true } },
     // Bodies are validated without type coercion (src/http/validation.ts).
     schemaController: { compilersFactory: { buildValidator } },
+    // Routing errors (undecodable path, over-long parameter) as problem details too.
+    frameworkErrors,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   let core: AuthCore;
@@ -115,6 +117,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   });
 
   registerErrorHandling(app);
+  registerRequestChecks(app);
   app.addSchema(Problem);
   app.addSchema(User);
 

@@ -32,6 +32,13 @@ function isUnavailable(err: { code?: string; message?: string }): boolean {
   return /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED|Client has encountered a connection error/.test(m);
 }
 
+// PostgreSQL class 22 (data exception): a value it cannot take, e.g. NUL in
+// text (22021) or a malformed uuid (22P02). The request is at fault; the
+// edge checks (validation.ts) should have caught it first.
+function isDataException(err: { code?: unknown }): boolean {
+  return typeof err.code === 'string' && /^22[0-9A-Z]{3}$/.test(err.code);
+}
+
 function fieldErrors(err: FastifyError): FieldError[] {
   return (err.validation ?? []).map((v) => {
     const params = v.params as Record<string, unknown>;
@@ -77,6 +84,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
       if (oauth && status !== 413 && status !== 429) return sendOAuth(reply, 400, 'invalid_request', detail);
       return sendProblem(reply, status, detail);
     }
+    if (isDataException(error)) {
+      request.log.warn({ code: error.code }, 'a value in the request was refused by the database');
+      if (oauth) return sendOAuth(reply, 400, 'invalid_request', 'A parameter holds a value that cannot be stored');
+      return sendProblem(reply, 400, 'The request holds a value that cannot be stored');
+    }
     if (isUnavailable(error)) {
       request.log.error({ err: { code: error.code, message: error.message } }, 'database unavailable');
       return sendProblem(reply, 503, 'The service is temporarily unavailable', undefined, { 'retry-after': '5' });
@@ -96,4 +108,15 @@ export function registerErrorHandling(app: FastifyInstance): void {
     }
     return sendProblem(reply, 404, 'Not found');
   });
+}
+
+/**
+ * Fastify's `frameworkErrors` option: errors met while routing (a path that
+ * does not decode, a parameter over maxParamLength), which otherwise get
+ * Fastify's own JSON instead of problem details.
+ */
+export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') return sendProblem(reply, 414, 'A path segment is too long');
+  const known = error.code ? CLIENT_ERRORS[error.code] : undefined;
+  return sendProblem(reply, known?.[0] ?? 400, known?.[1] ?? 'The request is not valid');
 }

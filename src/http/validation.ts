@@ -4,8 +4,14 @@
 // "x" and `null` into "" — a client sending the wrong type gets a 422, as
 // Pydantic gives FastAPI clients. Query strings and path parameters are text
 // by nature and keep their coercion (`?limit=10` is the integer 10).
+//
+// Before validation, every string of the body, query and path parameters is
+// checked for text PostgreSQL cannot store as sent: NUL (which it refuses,
+// and which bcrypt would cut a password at) and UTF-16 surrogates without
+// their pair (which the driver would silently turn into U+FFFD).
 import { AjvCompiler } from '@fastify/ajv-compiler';
-import type { FastifyServerOptions } from 'fastify';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import { HttpProblem, OAuthError } from './problem.js';
 
 type BuildValidator = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildValidator'];
 type CompileRoute = (route: { schema: unknown; method: string; url: string; httpPart?: string }) => unknown;
@@ -20,3 +26,34 @@ export const buildValidator = ((externalSchemas: Record<string, unknown>, option
   } as never) as unknown as CompileRoute;
   return (route: Parameters<CompileRoute>[0]) => (route.httpPart === 'body' ? strict(route) : coercing(route));
 }) as unknown as BuildValidator;
+
+// eslint-disable-next-line no-control-regex
+const BAD_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function badText(value: unknown, path: string, out: string[], depth: number): void {
+  if (out.length >= 20 || depth > 32) return;
+  if (typeof value === 'string') {
+    if (BAD_TEXT.test(value)) out.push(path || '/');
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => badText(v, `${path}/${i}`, out, depth + 1));
+  } else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) badText(v, `${path}/${k}`, out, depth + 1);
+  }
+}
+
+/** Registers the checks every request gets before its schema validation. */
+export function registerRequestChecks(app: FastifyInstance): void {
+  // Bodies are JSON or forms: text/plain (parsed by Fastify by default) is a 415 like any other type.
+  app.removeContentTypeParser('text/plain');
+  app.addHook('preValidation', async (request) => {
+    const paths: string[] = [];
+    for (const part of [request.body, request.query, request.params]) badText(part, '', paths, 0);
+    if (paths.length === 0) return;
+    if (request.routeOptions.config?.oauth) {
+      throw new OAuthError('invalid_request', `The parameter "${paths[0]!.slice(1).split('/')[0]}" holds characters that are not allowed`);
+    }
+    throw new HttpProblem(422, 'The request is not valid', {
+      errors: paths.map((path) => ({ path, message: 'must not contain NUL or unpaired surrogate characters' })),
+    });
+  });
+}
