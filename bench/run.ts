@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { PasswordHasher } from '../src/auth/passwords.js';
+import { explain, seed } from './seed.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -21,6 +22,8 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '50' },
     'skip-memory': { type: 'boolean', default: false },
+    // Growth check: fill the bench database with N users and N posts first.
+    seed: { type: 'string', default: '0' },
     out: { type: 'string' },
   },
 });
@@ -42,6 +45,7 @@ interface Row {
 }
 
 const rows: Row[] = [];
+let plans: string | undefined;
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
 async function freePort(): Promise<number> {
@@ -240,6 +244,13 @@ async function main() {
   const started = Date.now();
   await startService();
   log(`service up on ${base} (${WORKERS} worker(s), ${process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded PGlite'})`);
+  const seeded = Number(args.seed);
+  if (seeded > 0) {
+    if (!db) throw new Error('--seed needs DATABASE_URL');
+    log(`seeding ${seeded} users and ${seeded} posts`);
+    await seed(db, seeded, seeded, log);
+    plans = await explain(db);
+  }
 
   const me = `bench_${randomBytes(3).toString('hex')}`;
   await register(me);
@@ -426,7 +437,8 @@ function printTable(seconds: number, memory?: Record<string, number>) {
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
   const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, Node ${process.version}`;
-  const db = process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded PGlite';
+  const seeded = Number(args.seed);
+  const db = (process.env.DATABASE_URL ? 'PostgreSQL server' : 'embedded PGlite') + (seeded ? `, seeded with ${seeded} users and ${seeded} posts` : '');
   console.log(`\nGatehouse bench: ${WORKERS} worker(s), ${db}, ${DURATION} s × ${CONNECTIONS} connections per scenario; ${machine}\n`);
   console.log(fmt(header));
   console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
@@ -436,7 +448,7 @@ function printTable(seconds: number, memory?: Record<string, number>) {
   }
   const out = args.out ?? join('bench', 'results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}-w${WORKERS}.json`);
   mkdirSync(join(out, '..'), { recursive: true });
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, workers: WORKERS, database: db, duration: DURATION, connections: CONNECTIONS, seconds, rows, memory }, null, 2));
+  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, workers: WORKERS, database: db, duration: DURATION, connections: CONNECTIONS, seconds, rows, memory, plans }, null, 2));
   console.log(`\nwritten: ${out} (whole run ${seconds} s)`);
 }
 
