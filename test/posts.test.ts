@@ -231,6 +231,33 @@ for (const backend of backends()) {
       assert.equal((await app.http.get(`/posts/${p.body.id}`)).status, 404);
     });
 
+    test('/openapi.json documents every blog and admin route with its scopes, tags and shapes', async () => {
+      const doc = (await app.http.get('/openapi.json')).body;
+      const expect: Array<[string, string, string, string[] | null, boolean?]> = [
+        ['/posts', 'get', 'posts', null],
+        ['/posts', 'post', 'posts', ['posts:write']],
+        ['/posts/{id}', 'get', 'posts', [], true],
+        ['/posts/{id}', 'patch', 'posts', ['posts:write']],
+        ['/posts/{id}', 'delete', 'posts', ['posts:write']],
+        ['/users/me/posts', 'get', 'posts', ['me']],
+        ['/admin/users', 'get', 'admin', ['admin']],
+        ['/admin/users/{id}', 'patch', 'admin', ['admin']],
+      ];
+      for (const [path, method, tag, scopes, optional] of expect) {
+        const op = doc.paths[path]?.[method];
+        assert.ok(op, `${method} ${path} documented`);
+        assert.deepEqual(op.tags, [tag]);
+        assert.ok(op.summary, `${method} ${path} has a summary`);
+        if (scopes === null) assert.equal(op.security, undefined, `${method} ${path} is public`);
+        else assert.deepEqual(op.security, [{ OAuth2PasswordBearer: scopes }, ...(optional ? [{}] : [])]);
+        const ok = op.responses['200'] ?? op.responses['201'] ?? op.responses['204'];
+        assert.ok(ok, `${method} ${path} documents its success`);
+      }
+      const post = doc.paths['/posts/{id}'].get.responses['200'].content['application/json'].schema;
+      assert.deepEqual(Object.keys(post.properties).sort(), POST_KEYS);
+      assert.deepEqual(doc.paths['/posts'].get.responses['200'].content['application/json'].schema.required.sort(), ['items', 'next_cursor']);
+    });
+
     test('pagination: 250 posts walked with limit=7 while posts are added: every published post once, in order', async () => {
       const writer = await registerAndLogin(app.http);
       const published = new Set<string>();

@@ -8,12 +8,20 @@ import { decodeCursor, isUuid, PageQuery } from '../http/pagination.js';
 import { HttpProblem } from '../http/problem.js';
 import { changeUser, LastAdminError, listUsers } from './queries.js';
 
-const UserPage = Type.Object({
-  items: Type.Array(Type.Ref('User')),
-  next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page' }),
-});
+const UserPage = Type.Object(
+  {
+    items: Type.Array(Type.Ref('User')),
+    next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page' }),
+  },
+  { description: 'One page of users, oldest first' },
+);
 
 const problem = (description: string) => ({ ...Type.Ref('Problem'), description });
+/** The guard's answers, for the documentation. */
+const guarded = {
+  401: problem('Missing, invalid, expired or revoked token (see WWW-Authenticate)'),
+  403: problem('The token lacks the admin scope (insufficient_scope)'),
+};
 
 export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
   const { db, clock, sessions, userStates } = core;
@@ -26,7 +34,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async 
         tags: ['admin'],
         summary: 'Every user, oldest first',
         querystring: Type.Object(PageQuery),
-        response: { 200: UserPage, 422: problem('Invalid limit or cursor') },
+        response: { 200: UserPage, ...guarded, 422: problem('Invalid limit or cursor') },
       },
     },
     async (request) => {
@@ -53,6 +61,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async 
         ),
         response: {
           200: User,
+          ...guarded,
           404: problem('No such user'),
           409: problem('The change would leave no enabled administrator'),
           422: problem('A field is not valid'),

@@ -10,20 +10,26 @@ import { createPost, deletePost, findPost, listPosts, postExists, toPublicPost, 
 export const TITLE_MAX = 200;
 export const BODY_MAX = 100_000;
 
-export const Post = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  title: Type.String(),
-  body: Type.String(),
-  published: Type.Boolean(),
-  author: Type.Object({ id: Type.String({ format: 'uuid' }), username: Type.String() }),
-  created_at: Type.String({ format: 'date-time' }),
-  updated_at: Type.String({ format: 'date-time' }),
-});
+export const Post = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    title: Type.String(),
+    body: Type.String(),
+    published: Type.Boolean(),
+    author: Type.Object({ id: Type.String({ format: 'uuid' }), username: Type.String() }),
+    created_at: Type.String({ format: 'date-time' }),
+    updated_at: Type.String({ format: 'date-time' }),
+  },
+  { description: 'A post' },
+);
 
-const PostPage = Type.Object({
-  items: Type.Array(Post),
-  next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page' }),
-});
+const PostPage = Type.Object(
+  {
+    items: Type.Array(Post),
+    next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page' }),
+  },
+  { description: 'One page of posts, newest first' },
+);
 
 const Title = Type.String({ minLength: 1, maxLength: TITLE_MAX, description: `1–${TITLE_MAX} characters` });
 const Body = Type.String({ maxLength: BODY_MAX, description: `Up to ${BODY_MAX} characters` });
@@ -32,6 +38,11 @@ const PostId = Type.Object({ id: Type.String({ description: 'The post id (a UUID
 
 const problem = (description: string) => ({ ...Type.Ref('Problem'), description });
 const notFound = () => new HttpProblem(404, 'Post not found');
+/** The guard's answers, for the documentation of protected routes. */
+const guarded = {
+  401: problem('Missing, invalid, expired or revoked token (see WWW-Authenticate)'),
+  403: problem('The token lacks a needed scope (insufficient_scope), or the post is not yours'),
+};
 
 export const postRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
   const { db, clock } = core;
@@ -80,7 +91,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         tags: ['posts'],
         summary: 'One post; a draft only to its author or a token with scope admin',
         params: PostId,
-        response: { 200: Post, 404: problem('No such post (or a draft you may not see)') },
+        response: { 200: Post, 401: guarded[401], 404: problem('No such post (or a draft you may not see)') },
       },
     },
     async (request) => {
@@ -108,7 +119,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
           { title: Title, body: Body, published: Type.Optional(Type.Boolean({ default: false })) },
           { additionalProperties: false },
         ),
-        response: { 201: Post, 422: problem('A field is not valid') },
+        response: { 201: Post, ...guarded, 422: problem('A field is not valid') },
       },
     },
     async (request, reply) => {
@@ -133,7 +144,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         ),
         response: {
           200: Post,
-          403: problem('Not your post'),
+          ...guarded,
           404: problem('No such post'),
           422: problem('A field is not valid'),
         },
@@ -157,7 +168,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         tags: ['posts'],
         summary: 'Delete a post: its author, or an admin with scope admin',
         params: PostId,
-        response: { 204: Type.Null({ description: 'Deleted' }), 403: problem('Not your post'), 404: problem('No such post') },
+        response: { 204: Type.Null({ description: 'Deleted' }), ...guarded, 404: problem('No such post') },
       },
     },
     async (request, reply) => {
@@ -177,7 +188,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         tags: ['posts'],
         summary: 'Your posts, drafts included, newest first',
         querystring: Type.Object(PageQuery),
-        response: { 200: PostPage, 422: problem('Invalid limit or cursor') },
+        response: { 200: PostPage, ...guarded, 422: problem('Invalid limit or cursor') },
       },
     },
     async (request) => {
