@@ -94,6 +94,11 @@ export async function explain(pool: pg.Pool): Promise<string> {
       [u.created_at, u.id],
     ],
     [
+      'PATCH /admin/users last-admin lock',
+      `SELECT id, role, disabled FROM users WHERE id = $1 OR (role = 'admin' AND NOT disabled) ORDER BY id`,
+      [u.id],
+    ],
+    [
       'refresh token lookup',
       `SELECT t.used_at, s.id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id
         WHERE t.token_hash = $1`,
