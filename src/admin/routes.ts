@@ -85,10 +85,12 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async 
       if (!result) throw new HttpProblem(404, 'User not found');
       const { user, changed } = result;
       if (changed) {
-        // Refresh tokens die with their sessions; access tokens fail on their
-        // next use on every node once the user-state caches forget this user.
-        if (user.disabled) await sessions.revokeUserSessions(user.id);
+        // Access tokens fail on their next use on every node once the
+        // user-state caches forget this user: first, so that nothing after
+        // the committed UPDATE can keep them alive. Refresh tokens are refused
+        // for a disabled user anyway; their sessions end too.
         await userStates.changed(user.id);
+        if (user.disabled) await sessions.revokeUserSessions(user.id);
         request.log.info(
           { event: 'admin_user_changed', by: me.userId, userId: user.id, role: user.role, disabled: user.disabled },
           'user changed by an administrator',
