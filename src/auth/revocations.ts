@@ -2,10 +2,25 @@
 // sid). PostgreSQL is the record; each node keeps in memory only the entries
 // that can still matter (an entry lives as long as an access token issued
 // before it could), so memory stays bounded and a protected request costs
-// no round trip. While the event bus is unhealthy, PostgreSQL is asked.
+// no round trip. While the event bus is unhealthy, PostgreSQL is asked;
+// when PostgreSQL cannot answer either, the request gets a 503 (never a
+// guess either way).
 import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/client.js';
+import { HttpProblem } from '../http/problem.js';
 import type { EventBus, GatehouseEvent } from '../stores/events.js';
+
+/**
+ * Margin added to how long a revoked session stays in memory: covers clock
+ * skew between the node that revoked and the node that issued a token, and a
+ * token issued by a refresh that raced the revocation.
+ */
+const MARGIN_MS = 60_000;
+
+/** The store that must answer a security check did not: 503, and nothing internal in it. */
+export function storeUnavailable(): HttpProblem {
+  return new HttpProblem(503, 'The service is temporarily unavailable; try again shortly', { headers: { 'retry-after': '5' } });
+}
 
 export class Revocations {
   private readonly jtis = new Map<string, number>();
@@ -18,6 +33,7 @@ export class Revocations {
     private readonly clock: Clock,
     private readonly accessTtlMs: number,
     private readonly leewayMs: number,
+    private readonly onStoreError: (err: unknown) => void = () => {},
   ) {
     bus.subscribe((e) => this.apply(e));
     bus.onResync(() => this.rebuild());
@@ -25,7 +41,7 @@ export class Revocations {
 
   /** How long after a session's revocation its access tokens can still be presented. */
   private get horizonMs(): number {
-    return this.accessTtlMs + this.leewayMs;
+    return this.accessTtlMs + this.leewayMs + MARGIN_MS;
   }
 
   get size(): number {
@@ -37,12 +53,17 @@ export class Revocations {
       const now = this.clock.now();
       return (this.jtis.get(jti) ?? 0) > now || (this.sids.get(sid) ?? 0) > now;
     }
-    const r = await this.db.query<{ revoked: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)
-           OR EXISTS (SELECT 1 FROM sessions WHERE id = $2 AND revoked_at IS NOT NULL) AS revoked`,
-      [jti, sid],
-    );
-    return r.rows[0]?.revoked === true;
+    try {
+      const r = await this.db.query<{ revoked: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1)
+             OR EXISTS (SELECT 1 FROM sessions WHERE id = $2 AND revoked_at IS NOT NULL) AS revoked`,
+        [jti, sid],
+      );
+      return r.rows[0]?.revoked === true;
+    } catch (err) {
+      this.onStoreError(err);
+      throw storeUnavailable();
+    }
   }
 
   /** Revokes one access token until it would have expired (RFC 7009). */
@@ -58,12 +79,12 @@ export class Revocations {
   /** Tells every node that these sessions (already marked revoked in PostgreSQL) are over. */
   async sessionsRevoked(sids: readonly string[]): Promise<void> {
     const until = this.clock.now() + this.horizonMs;
-    for (const sid of sids) await this.announce({ type: 'sid', sid, until });
+    await Promise.all(sids.map((sid) => this.announce({ type: 'sid', sid, until })));
   }
 
   private async announce(event: GatehouseEvent): Promise<void> {
     this.apply(event); // this node at once, whatever the bus does
-    await this.bus.publish(event);
+    await this.bus.publish(event); // never throws: PostgreSQL already holds the change
   }
 
   private apply(e: GatehouseEvent): void {

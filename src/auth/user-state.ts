@@ -4,6 +4,7 @@
 // every node. While the bus is unhealthy, PostgreSQL is asked every time.
 import type { Queryable } from '../db/client.js';
 import type { EventBus } from '../stores/events.js';
+import { storeUnavailable } from './revocations.js';
 import type { Role } from './scopes.js';
 import { toPublicUser, type PublicUser, type UserRow } from './users.js';
 
@@ -27,6 +28,7 @@ export class UserStates {
     private readonly db: Queryable,
     private readonly bus: EventBus,
     private readonly maxEntries = 100_000,
+    private readonly onStoreError: (err: unknown) => void = () => {},
   ) {
     bus.subscribe((e) => {
       if (e.type === 'user') this.forget(e.id);
@@ -44,10 +46,16 @@ export class UserStates {
       if (hit) return hit;
     }
     const epoch = this.epoch;
-    const r = await this.db.query<UserRow>(
-      'SELECT id, username, email, full_name, role, disabled, created_at FROM users WHERE id = $1',
-      [userId],
-    );
+    let r;
+    try {
+      r = await this.db.query<UserRow>(
+        'SELECT id, username, email, full_name, role, disabled, created_at FROM users WHERE id = $1',
+        [userId],
+      );
+    } catch (err) {
+      this.onStoreError(err);
+      throw storeUnavailable();
+    }
     const row = r.rows[0];
     const state: UserState = row
       ? { exists: true, disabled: row.disabled, role: row.role, username: row.username, profile: toPublicUser(row) }

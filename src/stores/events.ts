@@ -4,6 +4,15 @@
 // connection dropped, events may have been missed) the request path asks
 // PostgreSQL instead; on reconnect every `onResync` handler rebuilds the
 // local copy from PostgreSQL before the fast path resumes.
+//
+// Health follows the subscription, never a guess: a connection that drops
+// while a resync is running does not let that resync declare the bus
+// healthy (each loss starts a new generation), and a resync that failed
+// (PostgreSQL away) is tried again by the heartbeat. Publishing never
+// throws into a request and never waits long: PostgreSQL already holds the
+// change; an event that could not be sent is kept and sent again once the
+// bus is back, for the peers whose own subscription never dropped (events
+// are idempotent, so a repeat does no harm).
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
@@ -15,6 +24,7 @@ export type GatehouseEvent =
 export interface EventBus {
   readonly kind: 'local' | 'postgres' | 'redis';
   readonly healthy: boolean;
+  /** Sends to every node (this one included). Never throws. */
   publish(event: GatehouseEvent): Promise<void>;
   subscribe(handler: (event: GatehouseEvent) => void): void;
   onResync(handler: () => Promise<void>): void;
@@ -23,11 +33,22 @@ export interface EventBus {
 }
 
 const CHANNEL = 'gatehouse_events';
+/** application_name of a node's LISTEN connection (pg_stat_activity shows which one it is). */
+export const PG_LISTENER_NAME = 'gatehouse-listen';
+/** How long a command to the bus may take before it counts as failed. */
+const COMMAND_TIMEOUT_MS = 1_000;
+const HEARTBEAT_MS = 1_000;
+/** Events kept for sending again while the bus is away (oldest dropped first). */
+const MAX_PENDING = 10_000;
 
 abstract class BaseBus {
   protected handlers: Array<(e: GatehouseEvent) => void> = [];
   protected resyncers: Array<() => Promise<void>> = [];
   protected closed = false;
+  /** Bumped by every loss of the subscription: a resync begun before it cannot declare health. */
+  protected generation = 0;
+  private pending: string[] = [];
+  private flushing = false;
   healthy = false;
 
   constructor(protected readonly log: (msg: string, err?: unknown) => void) {}
@@ -50,10 +71,51 @@ abstract class BaseBus {
     for (const h of this.handlers) h(event);
   }
 
-  /** Called once the subscription is live again: rebuild, then go fast. */
-  protected async resync(): Promise<void> {
+  /** Delivers one serialized event to every node, or throws. */
+  protected abstract send(raw: string): Promise<void>;
+
+  async publish(event: GatehouseEvent): Promise<void> {
+    const raw = JSON.stringify(event);
+    try {
+      await this.send(raw);
+    } catch (err) {
+      if (this.pending.length === 0) this.log('could not publish an event; it will be sent again when the bus is back', err);
+      if (this.pending.length >= MAX_PENDING) this.pending.shift();
+      this.pending.push(raw);
+      return;
+    }
+    if (this.pending.length) void this.flush();
+  }
+
+  /** Sends again what could not be sent; stops at the first failure. */
+  protected async flush(): Promise<void> {
+    if (this.flushing || this.closed) return;
+    this.flushing = true;
+    try {
+      while (this.pending.length && !this.closed) {
+        await this.send(this.pending[0]!);
+        this.pending.shift();
+      }
+    } catch {
+      // Still away: the next heartbeat or resync tries again.
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** The subscription (of generation `gen`) is live: rebuild, then go fast. */
+  protected async resync(gen: number): Promise<void> {
     for (const r of this.resyncers) await r();
-    if (!this.closed) this.healthy = true;
+    if (this.closed || gen !== this.generation) return;
+    this.healthy = true;
+    void this.flush();
+  }
+
+  /** The subscription may have missed events: every check goes to PostgreSQL until the next resync. */
+  protected markLost(what: string, err?: unknown): void {
+    this.generation++;
+    if (this.healthy) this.log(`event bus (${what}) lost; checking PostgreSQL on every request until it is back`, err);
+    this.healthy = false;
   }
 }
 
@@ -62,19 +124,23 @@ export class LocalBus extends BaseBus implements EventBus {
   readonly kind = 'local' as const;
   override healthy = true;
   async start(): Promise<void> {}
-  async publish(event: GatehouseEvent): Promise<void> {
-    this.dispatch(JSON.stringify(event));
+  protected async send(raw: string): Promise<void> {
+    this.dispatch(raw);
   }
   async close(): Promise<void> {
     this.closed = true;
   }
 }
 
-/** PostgreSQL LISTEN/NOTIFY on a dedicated connection, reconnecting with backoff. */
+/**
+ * PostgreSQL LISTEN/NOTIFY on a dedicated connection, reconnecting with
+ * backoff; a heartbeat on that connection notices one that went silent.
+ */
 export class PgBus extends BaseBus implements EventBus {
   readonly kind = 'postgres' as const;
   private client: pg.Client | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
   private backoffMs = 100;
 
   constructor(
@@ -86,66 +152,93 @@ export class PgBus extends BaseBus implements EventBus {
   }
 
   async start(): Promise<void> {
-    await this.connect().catch((err) => this.lost(err));
+    await this.connect().catch((err) => this.lost(undefined, err));
+    this.heartbeat = setInterval(() => void this.beat(), HEARTBEAT_MS * 2);
+    this.heartbeat.unref();
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.url, keepAlive: true });
+    if (this.closed) return;
+    const gen = this.generation;
+    const client = new pg.Client({
+      connectionString: this.url,
+      keepAlive: true,
+      query_timeout: COMMAND_TIMEOUT_MS * 2,
+      application_name: PG_LISTENER_NAME,
+    });
     this.client = client;
     client.on('notification', (msg) => {
       if (msg.channel === CHANNEL && msg.payload) this.dispatch(msg.payload);
     });
-    client.on('error', (err) => this.lost(err));
-    client.on('end', () => this.lost());
+    client.on('error', (err) => this.lost(client, err));
+    client.on('end', () => this.lost(client));
     await client.connect();
     await client.query(`LISTEN ${CHANNEL}`);
-    await this.resync();
-    this.backoffMs = 100;
+    await this.resync(gen);
+    if (this.healthy) this.backoffMs = 100;
   }
 
-  private lost(err?: unknown): void {
-    if (this.closed) return;
-    const wasHealthy = this.healthy;
-    this.healthy = false;
-    if (wasHealthy) this.log('event bus (PostgreSQL LISTEN) lost; checking PostgreSQL on every request until it is back', err);
+  private async beat(): Promise<void> {
     const client = this.client;
+    if (this.closed || !client || !this.healthy) return;
+    try {
+      await client.query('SELECT 1');
+    } catch (err) {
+      this.lost(client, err);
+    }
+  }
+
+  /** `client`: the connection that failed (a stale one's late events are ignored). */
+  private lost(client: pg.Client | undefined, err?: unknown): void {
+    if (this.closed) return;
+    if (client && client !== this.client) return;
+    this.markLost('PostgreSQL LISTEN', err);
+    const old = this.client;
     this.client = undefined;
-    client?.removeAllListeners();
-    client?.on('error', () => {});
-    client?.end().catch(() => {});
+    old?.removeAllListeners();
+    old?.on('error', () => {});
+    old?.end().catch(() => {});
     if (this.retryTimer) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      this.connect().catch((e) => this.lost(e));
+      this.connect().catch((e) => this.lost(undefined, e));
     }, this.backoffMs);
     this.retryTimer.unref();
     this.backoffMs = Math.min(this.backoffMs * 2, 5_000);
   }
 
-  async publish(event: GatehouseEvent): Promise<void> {
-    await this.notify(CHANNEL, JSON.stringify(event));
+  protected async send(raw: string): Promise<void> {
+    await this.notify(CHANNEL, raw);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.healthy = false;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    await this.client?.end().catch(() => {});
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    const client = this.client;
+    this.client = undefined;
+    client?.removeAllListeners();
+    client?.on('error', () => {});
+    await client?.end().catch(() => {});
   }
 }
 
 /**
- * Redis pub/sub. A subscriber connection and a command connection; a
- * heartbeat notices a Redis that hangs as well as one that goes away.
+ * Redis pub/sub on `${prefix}events`: a subscriber connection and a command
+ * connection (also used by the rate limiter). 'ready' → subscribe → resync
+ * → healthy; 'close' → unhealthy; a heartbeat PING notices a Redis that
+ * hangs as well as one that goes away, and retries a resync that failed.
+ * Commands time out, so a hung Redis never holds a request for long.
  */
 export class RedisBus extends BaseBus implements EventBus {
   readonly kind = 'redis' as const;
   private readonly sub: Redis;
   readonly pub: Redis;
   private heartbeat: NodeJS.Timeout | undefined;
-  private syncing = false;
+  private syncing: Promise<void> | undefined;
 
-  private readonly channel: string;
+  readonly channel: string;
 
   constructor(url: string, prefix: string, log: (msg: string, err?: unknown) => void) {
     super(log);
@@ -156,60 +249,66 @@ export class RedisBus extends BaseBus implements EventBus {
       enableOfflineQueue: false,
       autoResubscribe: false,
       connectTimeout: 2_000,
+      commandTimeout: COMMAND_TIMEOUT_MS,
       retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2_000),
     };
     this.sub = new Redis(url, opts);
-    this.pub = new Redis(url, { ...opts, enableOfflineQueue: false });
+    this.pub = new Redis(url, opts);
     this.sub.on('error', () => {});
     this.pub.on('error', () => {});
     this.sub.on('message', (channel: string, message: string) => {
       if (channel === this.channel) this.dispatch(message);
     });
     this.sub.on('ready', () => void this.onReady());
-    this.sub.on('close', () => this.lost());
+    this.sub.on('close', () => this.markLost('Redis'));
   }
 
   async start(): Promise<void> {
     await Promise.all([this.sub.connect().catch(() => {}), this.pub.connect().catch(() => {})]);
-    this.heartbeat = setInterval(() => void this.beat(), 1_000);
+    this.heartbeat = setInterval(() => void this.beat(), HEARTBEAT_MS);
     this.heartbeat.unref();
-    if (this.sub.status === 'ready' && !this.healthy && !this.syncing) await this.onReady();
+    // Start on the fast path when Redis is there; without it, in fallback mode.
+    if (this.sub.status === 'ready' && !this.healthy) await this.onReady();
   }
 
-  private async onReady(): Promise<void> {
-    if (this.syncing || this.closed) return;
-    this.syncing = true;
-    try {
-      await this.sub.subscribe(this.channel);
-      await this.resync();
-    } catch (err) {
-      this.lost(err);
-    } finally {
-      this.syncing = false;
-    }
+  private onReady(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    // One resync at a time; a 'ready' that arrives meanwhile is picked up by the heartbeat.
+    if (this.syncing) return this.syncing;
+    const gen = this.generation;
+    this.syncing = (async () => {
+      try {
+        await this.sub.subscribe(this.channel);
+        await this.resync(gen);
+      } catch (err) {
+        // A resync that failed (PostgreSQL away) leaves the bus unhealthy; the heartbeat retries.
+        if (gen === this.generation) this.log('event bus (Redis) resync failed; retrying', err);
+      } finally {
+        this.syncing = undefined;
+      }
+    })();
+    return this.syncing;
   }
 
   private async beat(): Promise<void> {
-    if (!this.healthy) return;
-    const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('Redis heartbeat timed out')), 1_000).unref());
-    try {
-      await Promise.race([this.sub.ping(), timeout]);
-    } catch (err) {
-      this.lost(err);
-      this.sub.disconnect(true); // reconnect, then onReady resyncs
-    }
-  }
-
-  private lost(err?: unknown): void {
     if (this.closed) return;
-    if (this.healthy) this.log('event bus (Redis) lost; checking PostgreSQL on every request until it is back', err);
-    this.healthy = false;
+    if (!this.healthy) {
+      // Connected but not synced (a resync failed, or raced a reconnect): try again.
+      if (this.sub.status === 'ready' && !this.syncing) await this.onReady();
+      return;
+    }
+    try {
+      await this.sub.ping();
+    } catch (err) {
+      this.markLost('Redis', err);
+      this.sub.disconnect(true); // reconnect; 'ready' then resyncs
+      return;
+    }
+    await this.flush();
   }
 
-  async publish(event: GatehouseEvent): Promise<void> {
-    // PostgreSQL already holds the change; peers that miss this message are
-    // in fallback mode (their subscription is down too) and will resync.
-    await this.pub.publish(this.channel, JSON.stringify(event)).catch((err) => this.log('could not publish to Redis', err));
+  protected async send(raw: string): Promise<void> {
+    await this.pub.publish(this.channel, raw);
   }
 
   async close(): Promise<void> {
