@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
 import { MovableClock } from '../src/clock.js';
 import { openPostgres } from '../src/db/client.js';
 import { PG_LISTENER_NAME } from '../src/stores/events.js';
@@ -267,6 +268,40 @@ describe('Redis failures (a redis-server of this test’s own)', { skip: !hasSer
     assert.ok(await healthy(a, b));
     assertInvalidToken(await me(b, victim.access));
     assert.equal((await me(b, live.access)).status, 200);
+  });
+
+  test('events travel on ${REDIS_PREFIX}events; a node started while Redis is down joins the fast path when it appears', async () => {
+    const { a } = c;
+    // The channel is part of the contract (the CLI publishes on it too).
+    const listener = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    listener.on('error', () => {});
+    const heard: Array<Record<string, unknown>> = [];
+    try {
+      await listener.connect();
+      await listener.subscribe(`${a.core.config.redisPrefix}events`);
+      listener.on('message', (_channel: string, message: string) => heard.push(JSON.parse(message) as Record<string, unknown>));
+      const u = await registerAndLogin(a.http);
+      assert.equal((await a.http.request('POST', '/auth/logout', { token: u.access })).status, 204);
+      const sid = claims(u.access).sid;
+      assert.ok(await eventually(async () => heard.some((e) => e.type === 'sid' && e.sid === sid), 1_000, 10));
+    } finally {
+      listener.disconnect();
+    }
+
+    // A third node starts while Redis is stopped: it serves, from PostgreSQL.
+    await redis.stop();
+    const late = await startApp({ db: c.tdb, env: { REDIS_URL: redis.url }, clock: a.clock });
+    try {
+      assert.equal(late.core.bus.healthy, false);
+      const u = await registerAndLogin(late.http);
+      assert.equal((await me(late, u.access)).status, 200);
+      await redis.launch();
+      assert.ok(await healthy(late, a, c.b), 'joins the fast path by itself');
+      assert.equal((await revoke(a, u.access)).status, 200);
+      assert.ok(await eventually(async () => (await me(late, u.access)).status === 401, 1_000, 10));
+    } finally {
+      await late.close();
+    }
   });
 
   test('PostgreSQL gone as well: a protected request gets 503 (problem details)', async () => {
