@@ -29,7 +29,8 @@ const DB_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE
 function isUnavailable(err: { code?: string; message?: string }): boolean {
   if (err.code && DB_DOWN_CODES.has(err.code)) return true;
   const m = err.message ?? '';
-  return /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED|Client has encountered a connection error/.test(m);
+  // …and a database already closed (pg pool ended, PGlite closed): shutting down, or lost.
+  return /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED|Client has encountered a connection error|Cannot use a pool after calling end|PGlite is closed/.test(m);
 }
 
 // PostgreSQL class 22 (data exception): a value it cannot take, e.g. NUL in
