@@ -16,7 +16,7 @@ type HashReply = { id: number; ok: true; value: string | boolean } | { id: numbe
 // The thread's code is inline (the same from source under tsx and built),
 // loading the native modules from paths resolved here.
 const require = createRequire(import.meta.url);
-const MODULES = { argon2: require.resolve('@node-rs/argon2'), bcrypt: require.resolve('@node-rs/bcrypt') };
+const MODULES = { argon2: require.resolve('@node-rs/argon2'), bcrypt: require.resolve('bcryptjs') };
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const argon2 = require(workerData.argon2);
@@ -26,7 +26,7 @@ parentPort.on('message', (job) => {
   try {
     const value = job.op === 'argon2-hash' ? argon2.hashSync(job.password, job.options)
       : job.op === 'argon2-verify' ? argon2.verifySync(job.hash, job.password)
-      : bcrypt.verifySync(job.password, job.hash);
+      : bcrypt.compareSync(job.password, job.hash);
     parentPort.postMessage({ id: job.id, ok: true, value });
   } catch (err) {
     parentPort.postMessage({ id: job.id, ok: false, error: String(err && err.message) });
