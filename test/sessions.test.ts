@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   backends,
   login,
+  openTestDatabase,
   registerAndLogin,
   startApp,
   type LoggedIn,
@@ -466,5 +467,37 @@ for (const backend of backends()) {
       assert.equal((await refresh(app, steadyToken)).status, 200);
       assert.equal((await refresh(app, fresh.refresh)).status, 200);
     });
+  });
+}
+
+for (const backend of backends()) {
+  test(`housekeeping never forgets a revocation while the session's access tokens live (${backend}, SESSION_RETENTION_DAYS=0)`, async () => {
+    const tdb = await openTestDatabase(backend);
+    const env = { SESSION_RETENTION_DAYS: '0' };
+    let node: TestApp | undefined;
+    try {
+      node = await startApp({ db: tdb, env });
+      const u = await registerAndLogin(node.http);
+      const other = await registerAndLogin(node.http);
+      assert.equal((await node.http.request('POST', '/auth/logout', { token: other.access })).status, 204);
+      node.clock.advance(60 * SECOND);
+      const ended = await registerAndLogin(node.http);
+      assert.equal((await node.http.request('POST', '/auth/revoke', { form: { token: ended.refresh } })).status, 200);
+      await node.core.sessions.housekeep();
+      await node.close();
+      // A node starting now (a restart, a deploy) knows only what PostgreSQL tells it.
+      node = await startApp({ db: tdb, env, clock: node.clock });
+      assertInvalidToken(await node.http.get('/users/me', ended.access));
+      assertInvalidToken(await node.http.get('/users/me', other.access));
+      assert.equal((await node.http.get('/users/me', u.access)).status, 200);
+      // Once no access token of theirs can be presented, they go.
+      node.clock.advance(16 * 60 * SECOND + 60 * SECOND + 30 * SECOND);
+      await node.core.sessions.housekeep();
+      const left = await node.core.db.query('SELECT id FROM sessions WHERE revoked_at IS NOT NULL');
+      assert.equal(left.rowCount, 0);
+    } finally {
+      await node?.close();
+      await tdb.close();
+    }
   });
 }

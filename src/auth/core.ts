@@ -116,7 +116,7 @@ export function createAuthCore(config: Config, db: Database, clock: Clock, log: 
       sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err));
     },
     async close() {
-      sessions.stop();
+      await sessions.stop();
       revocations.stop();
       await bus.close();
       await hasher.close();

@@ -39,8 +39,12 @@ export class Revocations {
     bus.onResync(() => this.rebuild());
   }
 
-  /** How long after a session's revocation its access tokens can still be presented. */
-  private get horizonMs(): number {
+  /**
+   * How long after a session's revocation its access tokens can still be
+   * presented: PostgreSQL must keep the revoked session at least this long,
+   * or a node that rebuilds (or checks in fallback) would forget it.
+   */
+  get horizonMs(): number {
     return this.accessTtlMs + this.leewayMs + MARGIN_MS;
   }
 

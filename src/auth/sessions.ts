@@ -66,6 +66,7 @@ export function looksLikeRefreshToken(token: string): boolean {
 export class Sessions {
   private readonly successorKey: Buffer;
   private housekeeper: NodeJS.Timeout | undefined;
+  private housekeeping: Promise<void> | undefined;
 
   constructor(
     private readonly db: Database,
@@ -263,7 +264,9 @@ export class Sessions {
    * ago, in small batches, on one node at a time. Returns rows deleted.
    */
   async housekeep(batch = 1000): Promise<number> {
-    const cutoff = new Date(this.clock.now() - this.opts.retentionMs);
+    // Never sooner than the denylist needs the record: a session deleted while
+    // its access tokens live would be forgotten by a node that rebuilds.
+    const cutoff = new Date(this.clock.now() - Math.max(this.opts.retentionMs, this.revocations.horizonMs));
     const now = new Date(this.clock.now());
     let total = 0;
     const statements: Array<[string, unknown[]]> = [
@@ -292,13 +295,31 @@ export class Sessions {
     return total;
   }
 
+  /**
+   * Runs housekeep() every `intervalMs` in the background (the first run at
+   * a random point of the first interval, so nodes that restart often still
+   * clean, and nodes started together do not collide); one run at a time.
+   */
   startHousekeeping(intervalMs: number, onError: (err: unknown) => void): void {
-    const run = () => void this.housekeep().catch(onError);
-    this.housekeeper = setInterval(run, intervalMs);
+    const run = () => {
+      if (this.housekeeping) return;
+      this.housekeeping = this.housekeep()
+        .then(() => undefined, onError)
+        .finally(() => {
+          this.housekeeping = undefined;
+        });
+    };
+    this.housekeeper = setTimeout(() => {
+      run();
+      this.housekeeper = setInterval(run, intervalMs);
+      this.housekeeper.unref();
+    }, Math.floor(Math.random() * intervalMs));
     this.housekeeper.unref();
   }
 
-  stop(): void {
+  /** Stops housekeeping and waits for a run in progress (the database is closed next). */
+  async stop(): Promise<void> {
     if (this.housekeeper) clearInterval(this.housekeeper);
+    await this.housekeeping;
   }
 }
