@@ -2,6 +2,8 @@
 // case-insensitive uniqueness, and a password policy that names every
 // failed rule and never spends a hash on a password it refuses.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { backends, startApp, STRONG_PASSWORD, uniqueName, type Res, type TestApp } from './helpers.js';
 
@@ -168,6 +170,23 @@ for (const backend of backends()) {
         assert.ok(messagesAt(r, '/password').length >= 1, r.text);
       }
       assert.ok(median(long) < median(normal) / 2, `refusal ${median(long).toFixed(1)} ms vs normal ${median(normal).toFixed(1)} ms`);
+    });
+
+    test('scoring a long password does not stall the event loop', async () => {
+      // zxcvbn costs 150–400 ms of CPU on 128 random characters; on the event loop
+      // every other request would wait that long. Each registration's worst stall:
+      const stalls: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const n = uniqueName('long');
+        const password = randomBytes(96).toString('base64');
+        const h = monitorEventLoopDelay({ resolution: 5 });
+        h.enable();
+        const r = await register({ username: n, email: `${n}@example.com`, password });
+        h.disable();
+        assert.ok(r.status === 201 || r.status === 422, r.text);
+        stalls.push(h.max / 1e6);
+      }
+      assert.ok(median(stalls) < 100, `event loop stalls: ${stalls.map((s) => s.toFixed(0)).join(', ')} ms`);
     });
 
     test('invalid email addresses: 422 at /email', async () => {
