@@ -24,7 +24,8 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
 };
 
 // Connection-level failures of PostgreSQL: the service is unavailable, not broken.
-const DB_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004']);
+// (3D000: the database was dropped; 53300: too many connections.)
+const DB_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '3D000', '53300']);
 
 function isUnavailable(err: { code?: string; message?: string }): boolean {
   if (err.code && DB_DOWN_CODES.has(err.code)) return true;
