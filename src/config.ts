@@ -240,13 +240,19 @@ export function loadConfig(env: Env = process.env): Config {
 /** A random 256-bit key, created once and kept (0600) under DATA_DIR so tokens survive restarts. */
 function developmentSecret(dataDir: string): string {
   const file = join(dataDir, 'secret_key');
-  if (existsSync(file)) {
-    const key = readFileSync(file, 'utf8').trim();
-    if (key.length >= 43) return key;
+  try {
+    if (existsSync(file)) {
+      const key = readFileSync(file, 'utf8').trim();
+      if (key.length >= 43) return key;
+    }
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const key = randomBytes(32).toString('base64url');
+    writeFileSync(file, key + '\n', { mode: 0o600 });
+    chmodSync(file, 0o600);
+    return key;
+  } catch (err) {
+    // An unwritable or bogus DATA_DIR is a configuration error like any other: one line, no stack.
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new ConfigError('DATA_DIR', `cannot keep the development key in ${dataDir} (${code}); make it writable or set SECRET_KEY`);
   }
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const key = randomBytes(32).toString('base64url');
-  writeFileSync(file, key + '\n', { mode: 0o600 });
-  chmodSync(file, 0o600);
-  return key;
 }

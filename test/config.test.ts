@@ -2,7 +2,7 @@
 // on a weak or missing key; development keeps one key under DATA_DIR so
 // tokens survive restarts.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config.js';
@@ -112,6 +112,16 @@ describe('development secret key', () => {
     assert.equal(second.secretKey, first.secretKey);
     // Another directory, another key.
     assert.notEqual(loadConfig({ NODE_ENV: 'development', DATA_DIR: dir() }).secretKey, first.secretKey);
+  });
+
+  test('a DATA_DIR where the key cannot be kept is a configuration error naming DATA_DIR', () => {
+    // A path below a regular file can never be created (ENOTDIR), whoever runs the test.
+    const file = join(dir(), 'not-a-directory');
+    writeFileSync(file, 'x');
+    const err = refuses({ NODE_ENV: 'development', DATA_DIR: join(file, 'data') }, 'DATA_DIR');
+    assert.match(err.message, /SECRET_KEY/, 'says how to fix it');
+    // With SECRET_KEY set nothing is written there at load time.
+    assert.equal(loadConfig({ NODE_ENV: 'development', DATA_DIR: join(file, 'data'), SECRET_KEY: GOOD_SECRET }).secretKey, GOOD_SECRET);
   });
 
   test('an explicit SECRET_KEY writes nothing', () => {
