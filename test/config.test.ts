@@ -2,6 +2,7 @@
 // on a weak or missing key; development keeps one key under DATA_DIR so
 // tokens survive restarts.
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -76,6 +77,20 @@ describe('loadConfig refusals', () => {
 
   test('ALGORITHM must be one of the supported ones', () => {
     for (const v of ['none', 'HS512', 'hs256', 'RS512', 'ES384']) refuses({ ALGORITHM: v }, 'ALGORITHM');
+  });
+
+  test('keys: HS256 with a private key, or an asymmetric algorithm without one in production', () => {
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    refuses({ ALGORITHM: 'HS256', JWT_PRIVATE_KEY: pem, SECRET_KEY: GOOD_SECRET }, 'ALGORITHM');
+    refuses({ NODE_ENV: 'production', ALGORITHM: 'EdDSA', SECRET_KEY: GOOD_SECRET }, 'JWT_PRIVATE_KEY');
+    refuses({ NODE_ENV: 'production', ALGORITHM: 'EdDSA' }, 'SECRET_KEY');
+    refuses({ JWT_PRIVATE_KEY_FILE: join(dir(), 'missing.pem'), ALGORITHM: 'EdDSA' }, 'JWT_PRIVATE_KEY_FILE');
+    // Production with an asymmetric key needs no SECRET_KEY, and derives its HMAC keys from the private key.
+    const cfg = loadConfig({ NODE_ENV: 'production', ALGORITHM: 'EdDSA', JWT_PRIVATE_KEY: pem, DATA_DIR: dir() });
+    assert.equal(cfg.algorithm, 'EdDSA');
+    assert.ok(Buffer.byteLength(cfg.secretKey) >= 32);
+    assert.equal(cfg.secretKeyGenerated, false);
   });
 
   test('WORKERS > 1 needs DATABASE_URL', () => {

@@ -230,6 +230,13 @@ for (const backend of backends()) {
       assertInvalidToken(await me(await forge({ scope: 'me admin' })), 'admin scope on a user');
     });
 
+    test('the JWK set of an HS256 service is empty: a shared secret is never published', async () => {
+      const r = await app.http.get('/.well-known/jwks.json');
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.body, { keys: [] });
+      assert.ok(!r.text.includes(TEST_SECRET) && !r.text.includes(Buffer.from(TEST_SECRET).toString('base64url')));
+    });
+
     test('every 401 from a protected route carries the challenge; none leaks the token', async () => {
       for (const [method, path] of [
         ['GET', '/users/me'],
