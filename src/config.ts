@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
+import { privateKeyProblem } from './auth/keys.js';
 
 export const ALGORITHMS = ['HS256', 'EdDSA', 'ES256', 'RS256'] as const;
 export type JwtAlgorithm = (typeof ALGORITHMS)[number];
@@ -148,6 +149,11 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (algorithm === 'HS256' && jwtPrivateKey) {
     throw new ConfigError('ALGORITHM', 'is HS256 but a private key is configured; set ALGORITHM to the key type');
+  }
+  if (jwtPrivateKey) {
+    const problem = privateKeyProblem(algorithm as JwtAlgorithm, jwtPrivateKey);
+    const variable = env.JWT_PRIVATE_KEY ? 'JWT_PRIVATE_KEY' : 'JWT_PRIVATE_KEY_FILE';
+    if (problem) throw new ConfigError(variable, `${problem} (ALGORITHM=${algorithm})`);
   }
 
   const dataDir = resolve(str(env, 'DATA_DIR', './data'));

@@ -86,6 +86,21 @@ describe('loadConfig refusals', () => {
     refuses({ NODE_ENV: 'production', ALGORITHM: 'EdDSA', SECRET_KEY: GOOD_SECRET }, 'JWT_PRIVATE_KEY');
     refuses({ NODE_ENV: 'production', ALGORITHM: 'EdDSA' }, 'SECRET_KEY');
     refuses({ JWT_PRIVATE_KEY_FILE: join(dir(), 'missing.pem'), ALGORITHM: 'EdDSA' }, 'JWT_PRIVATE_KEY_FILE');
+    // The key must be a private key of the algorithm's type and size.
+    const pemOf = (k: { export(o: object): string | Buffer }) => k.export({ format: 'pem', type: 'pkcs8' }).toString();
+    refuses({ ALGORITHM: 'EdDSA', JWT_PRIVATE_KEY: 'not a key', SECRET_KEY: GOOD_SECRET }, 'JWT_PRIVATE_KEY');
+    refuses({ ALGORITHM: 'ES256', JWT_PRIVATE_KEY: pem, SECRET_KEY: GOOD_SECRET }, 'JWT_PRIVATE_KEY');
+    refuses({ ALGORITHM: 'ES256', JWT_PRIVATE_KEY: pemOf(generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey), SECRET_KEY: GOOD_SECRET }, 'JWT_PRIVATE_KEY');
+    const weakRsa = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const e = refuses({ ALGORITHM: 'RS256', JWT_PRIVATE_KEY: pemOf(weakRsa.privateKey), SECRET_KEY: GOOD_SECRET }, 'JWT_PRIVATE_KEY');
+    assert.match(e.message, /2048/);
+    assert.ok(!e.message.includes('PRIVATE KEY'), 'the key is not echoed');
+    const publicOnly = weakRsa.publicKey.export({ format: 'pem', type: 'spki' }).toString();
+    refuses({ ALGORITHM: 'RS256', JWT_PRIVATE_KEY: publicOnly, SECRET_KEY: GOOD_SECRET }, 'JWT_PRIVATE_KEY');
+    const keyFile = join(dir(), 'weak.pem');
+    writeFileSync(keyFile, pemOf(weakRsa.privateKey));
+    refuses({ ALGORITHM: 'RS256', JWT_PRIVATE_KEY_FILE: keyFile, SECRET_KEY: GOOD_SECRET }, 'JWT_PRIVATE_KEY_FILE');
+    assert.equal(loadConfig({ ALGORITHM: 'RS256', JWT_PRIVATE_KEY: pemOf(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey), SECRET_KEY: GOOD_SECRET, DATA_DIR: dir() }).algorithm, 'RS256');
     // Production with an asymmetric key needs no SECRET_KEY, and derives its HMAC keys from the private key.
     const cfg = loadConfig({ NODE_ENV: 'production', ALGORITHM: 'EdDSA', JWT_PRIVATE_KEY: pem, DATA_DIR: dir() });
     assert.equal(cfg.algorithm, 'EdDSA');
