@@ -16,6 +16,7 @@ import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { frameworkErrors, registerErrorHandling } from './http/errors.js';
+import { problemBody } from './http/problem.js';
 import { buildValidator, registerRequestChecks } from './http/validation.js';
 import { opsRoutes } from './http/ops.js';
 import { userRoutes } from './users/routes.js';
@@ -90,7 +91,8 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     // Long enough for the slowest request; short enough to shed slowloris clients.
     requestTimeout: 30_000,
     connectionTimeout: 60_000,
-    return503OnClosing: true,
+    // Requests arriving while closing get a 503 problem from the hook below.
+    return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     ajv: { customOptions: { allErrors: true } },
     // Bodies are validated without type coercion (src/http/validation.ts).
@@ -114,6 +116,15 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   app.addHook('onClose', async () => {
     await core.close();
     if (ownDb) await db.close();
+  });
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close').header('retry-after', '1');
+    return reply.code(503).type('application/problem+json').send(problemBody(503, 'The service is shutting down'));
   });
 
   registerErrorHandling(app);

@@ -109,6 +109,7 @@ export function createAuthCore(config: Config, db: Database, clock: Clock, log: 
     limits,
     redis,
     async start() {
+      await hasher.prepare();
       // Local copies first, then the subscription that keeps them in step.
       await revocations.rebuild();
       await bus.start();

@@ -56,9 +56,17 @@ export class PasswordHasher {
    * user does not exist: no enumeration by timing.
    */
   async verifyDummy(password: string): Promise<VerifyResult> {
-    this.dummyHash ??= this.hash(randomBytes(16).toString('hex'));
-    await this.verify(await this.dummyHash, password);
+    await this.verify(await this.prepare(), password);
     return { ok: false, needsRehash: false };
+  }
+
+  /**
+   * Makes the dummy hash. The service awaits this before it listens, so the
+   * first unknown-user login is not slower (by one hash) than the others.
+   */
+  prepare(): Promise<string> {
+    this.dummyHash ??= this.hash(randomBytes(16).toString('hex'));
+    return this.dummyHash;
   }
 
   close(): Promise<void> {
