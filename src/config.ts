@@ -232,7 +232,8 @@ export function loadConfig(env: Env = process.env): Config {
     passwordMinLength: int(env, 'PASSWORD_MIN_LENGTH', 8, 1, 128),
     passwordMaxLength: int(env, 'PASSWORD_MAX_LENGTH', 128, 8, 1024),
     passwordMinScore: int(env, 'PASSWORD_MIN_SCORE', 3, 0, 4),
-    hashConcurrency: int(env, 'HASH_CONCURRENCY', Math.max(1, availableParallelism()), 1, 64),
+    // One hashing thread per core across all workers: more only queue on the same cores.
+    hashConcurrency: int(env, 'HASH_CONCURRENCY', Math.max(1, Math.round(availableParallelism() / workers)), 1, 64),
     hashQueueMax: int(env, 'HASH_QUEUE_MAX', 256, 0, 100_000),
     rateLimitTokenPerMinute: int(env, 'RATE_LIMIT_TOKEN_PER_MINUTE', 30, 0, 1_000_000),
     rateLimitRegisterPerHour: int(env, 'RATE_LIMIT_REGISTER_PER_HOUR', 20, 0, 1_000_000),
