@@ -184,6 +184,23 @@ async function login(username: string) {
 
 // ---------- measurements ----------
 
+/**
+ * A refresh-grant request that takes its refresh token from `take` and hands
+ * the answer to `onAnswer`. autocannon resets per-connection context between
+ * requests, so rotation chains live in shared pools instead.
+ */
+function refreshRequest(take: () => string | undefined, onAnswer: (body: Record<string, string>) => void): autocannon.Request {
+  return {
+    method: 'POST',
+    path: '/auth/token',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    setupRequest: (req) => ({ ...req, body: `grant_type=refresh_token&refresh_token=${take() ?? ''}` }),
+    onResponse: (status, body) => {
+      if (status === 200) onAnswer(JSON.parse(body));
+    },
+  };
+}
+
 type Opts = Omit<autocannon.Options, 'url'> & { path?: string };
 
 async function cannon(opts: Opts): Promise<autocannon.Result> {
@@ -296,16 +313,8 @@ async function main() {
   // of live refresh tokens: each response puts its successor back).
   const pool: string[] = [];
   for (let i = 0; i < CONNECTIONS * 2; i++) pool.push((await login(me)).refresh_token);
-  const refreshRequest = (): autocannon.Request => ({
-    method: 'POST',
-    path: '/auth/token',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    setupRequest: (req) => ({ ...req, body: `grant_type=refresh_token&refresh_token=${pool.shift() ?? ''}` }),
-    onResponse: (status, body) => {
-      if (status === 200) pool.push(JSON.parse(body).refresh_token);
-    },
-  });
-  record('POST /auth/token (refresh)', await cannon({ requests: [refreshRequest()] }), floor);
+  const chain = refreshRequest(() => pool.shift(), (b) => pool.push(b.refresh_token!));
+  record('POST /auth/token (refresh)', await cannon({ requests: [chain] }), floor);
 
   // /users/me while a login storm hashes: the event loop must stay free.
   const [meStorm, storm] = await Promise.all([
@@ -339,17 +348,7 @@ async function memoryRun(username: string): Promise<Record<string, number>> {
       url: base,
       connections: 20,
       amount,
-      requests: [
-        {
-          method: 'POST',
-          path: '/auth/token',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          setupRequest: (req) => ({ ...req, body: `grant_type=refresh_token&refresh_token=${chains.shift() ?? ''}` }),
-          onResponse: (status, body) => {
-            if (status === 200) chains.push(JSON.parse(body).refresh_token);
-          },
-        },
-      ],
+      requests: [refreshRequest(() => chains.shift(), (b) => chains.push(b.refresh_token!))],
     });
     return r.non2xx + r.errors;
   };
@@ -368,17 +367,7 @@ async function memoryRun(username: string): Promise<Record<string, number>> {
     url: base,
     connections: 20,
     amount: refreshTokens.length,
-    requests: [
-      {
-        method: 'POST',
-        path: '/auth/token',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        setupRequest: (req) => ({ ...req, body: `grant_type=refresh_token&refresh_token=${refreshTokens.pop() ?? ''}` }),
-        onResponse: (status, body) => {
-          if (status === 200) access.push(JSON.parse(body).access_token);
-        },
-      },
-    ],
+    requests: [refreshRequest(() => refreshTokens.pop(), (b) => access.push(b.access_token!))],
   });
   const r2 = await autocannon({
     url: base,
