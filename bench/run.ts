@@ -48,6 +48,7 @@ interface Row {
 
 const rows: Row[] = [];
 let plans: string | undefined;
+let layers: { denylistCost: number; userStateCost: number } | undefined;
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
 async function freePort(): Promise<number> {
@@ -283,7 +284,14 @@ async function main() {
   await autocannon({ url: `${base}/users/me`, headers: auth, duration: 2, connections: CONNECTIONS });
 
   const floor = record('floor: bare route, same JSON', await cannon({ path: '/_bench/floor' }));
-  const meIdle = record('GET /users/me', await cannon({ path: '/users/me', headers: auth }), floor);
+  // The guard layer by layer: what each check costs a protected request.
+  const verified = record('GET + token verification only', await cannon({ path: '/_bench/verify', headers: auth }), floor);
+  const denylisted = record('GET + verification + denylist', await cannon({ path: '/_bench/verify-denylist', headers: auth }), floor);
+  const meIdle = record('GET /users/me (+ user-state check)', await cannon({ path: '/users/me', headers: auth }), floor);
+  layers = {
+    denylistCost: Number((1 - denylisted.rps / verified.rps).toFixed(3)),
+    userStateCost: Number((1 - meIdle.rps / denylisted.rps).toFixed(3)),
+  };
   record('GET /posts (first page)', await cannon({ path: '/posts' }), floor);
   record(
     'POST /posts',
@@ -434,12 +442,15 @@ function printTable(seconds: number, memory?: Record<string, number>) {
   console.log(fmt(header));
   console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
   for (const l of lines) console.log(fmt(l));
+  if (layers) {
+    console.log(`\nguard layers: the denylist check costs ${(layers.denylistCost * 100).toFixed(1)} % of verified-token throughput; the user-state check (and profile) ${(layers.userStateCost * 100).toFixed(1)} % more`);
+  }
   if (memory) {
     console.log(`\nmemory: RSS ${memory.rssAfter1kMiB} MiB after 1 000 refreshes, ${memory.rssAfterAllMiB} MiB after 100 000 refreshes + 20 000 logouts: ×${memory.ratio} (target ≤ 1.5)`);
   }
   const out = args.out ?? join('bench', 'results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}-w${WORKERS}.json`);
   mkdirSync(join(out, '..'), { recursive: true });
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, workers: WORKERS, database: db, duration: DURATION, connections: CONNECTIONS, seconds, rows, memory, plans }, null, 2));
+  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, workers: WORKERS, database: db, duration: DURATION, connections: CONNECTIONS, seconds, rows, layers, memory, plans }, null, 2));
   console.log(`\nwritten: ${out} (whole run ${seconds} s)`);
 }
 

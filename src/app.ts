@@ -18,6 +18,7 @@ import { migrate } from './db/migrate.js';
 import { frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { problemBody } from './http/problem.js';
 import { buildValidator, registerRequestChecks } from './http/validation.js';
+import { benchRoutes } from './http/bench-routes.js';
 import { opsRoutes } from './http/ops.js';
 import { userRoutes } from './users/routes.js';
 import { postRoutes } from './posts/routes.js';
@@ -192,12 +193,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  if (config.benchRoutes) {
-    // The benchmark's floor: the same process, hooks and serializer as
-    // GET /users/me, minus authentication and the database.
-    const body = { id: '00000000-0000-4000-8000-000000000000', username: 'floor', email: 'floor@example.com', full_name: null, role: 'user' as const, disabled: false, created_at: new Date(0).toISOString() };
-    app.get('/_bench/floor', { schema: { hide: true, response: { 200: User } } }, async () => body);
-  }
+  if (config.benchRoutes) await app.register(benchRoutes, { core });
 
   await app.register(guardPlugin, { tokens: core.tokens, revocations: core.revocations, userStates: core.userStates });
   await app.register(opsRoutes, { core });
