@@ -1,5 +1,6 @@
 // One small interface over the PostgreSQL server (pg pool) and embedded
 // PostgreSQL (PGlite): same SQL, same migrations, same parameters ($1…).
+import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -37,6 +38,33 @@ export class DataDirLockedError extends Error {
 // pg returns int8/numeric as strings; counts here fit in a double.
 pg.types.setTypeParser(20, (v) => Number(v));
 
+// Parameterised statements are prepared once per connection under a name
+// derived from their text: PostgreSQL then plans them once instead of on
+// every call (planning was most of the database time of the hot queries).
+const statementNames = new Map<string, string>();
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (!name) {
+    name = 'gh_' + createHash('sha1').update(text).digest('hex').slice(0, 20);
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
+// A prepared statement whose result shape changed under it (a migration
+// added a column to a table it reads with *): run it unprepared instead.
+const isStalePlan = (err: unknown) => (err as { code?: string }).code === '0A000';
+
+async function run(client: pg.Pool | pg.PoolClient, text: string, params?: unknown[]) {
+  if (!params?.length) return client.query(text);
+  try {
+    return await client.query({ name: statementName(text), text, values: params });
+  } catch (err) {
+    if (!isStalePlan(err)) throw err;
+    return client.query(text, params);
+  }
+}
+
 export async function openPostgres(url: string, max = 10): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 5_000 });
   // An idle client losing its connection must not crash the process.
@@ -44,7 +72,7 @@ export async function openPostgres(url: string, max = 10): Promise<Database> {
   const db: Database = {
     kind: 'postgres',
     async query<R>(text: string, params?: unknown[]) {
-      const r = await pool.query(text, params as unknown[]);
+      const r = await run(pool, text, params);
       return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
     },
     async exec(script: string) {
@@ -69,7 +97,7 @@ export async function openPostgres(url: string, max = 10): Promise<Database> {
       try {
         return await fn({
           async query<R>(text: string, params?: unknown[]) {
-            const r = await client.query(text, params as unknown[]);
+            const r = await run(client, text, params);
             return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
           },
           async exec(script: string) {
