@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { PasswordHasher } from '../src/auth/passwords.js';
+import { HttpClient } from '../test/http-client.js';
 import { explain, seed } from './seed.js';
 
 const { values: args } = parseArgs({
@@ -68,6 +69,7 @@ let server: ChildProcess | undefined;
 let dropDb: (() => Promise<void>) | undefined;
 let dataDir: string | undefined;
 let base = '';
+let http: HttpClient;
 let db: pg.Pool | undefined;
 
 async function startService(): Promise<void> {
@@ -113,6 +115,7 @@ async function startService(): Promise<void> {
   }
   server = spawn(process.execPath, ['dist/server.js'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   base = `http://127.0.0.1:${port}`;
+  http = new HttpClient(base);
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {
@@ -155,30 +158,14 @@ function serviceRssKiB(): number {
 
 // ---------- helpers over HTTP ----------
 
-async function call(method: string, path: string, opts: { json?: unknown; form?: Record<string, string>; token?: string } = {}) {
-  const headers: Record<string, string> = {};
-  let body: string | undefined;
-  if (opts.json !== undefined) {
-    headers['content-type'] = 'application/json';
-    body = JSON.stringify(opts.json);
-  } else if (opts.form) {
-    headers['content-type'] = 'application/x-www-form-urlencoded';
-    body = new URLSearchParams(opts.form).toString();
-  }
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-  const r = await fetch(base + path, { method, headers, body });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : undefined };
-}
-
 async function register(username: string) {
-  const r = await call('POST', '/auth/register', { json: { username, email: `${username}@example.com`, password: PASSWORD } });
+  const r = await http.post('/auth/register', { username, email: `${username}@example.com`, password: PASSWORD });
   if (r.status !== 201) throw new Error(`register ${username}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body as { id: string };
 }
 
 async function login(username: string) {
-  const r = await call('POST', '/auth/token', { form: { username, password: PASSWORD } });
+  const r = await http.token({ username, password: PASSWORD });
   if (r.status !== 200) throw new Error(`login ${username}: ${r.status}`);
   return r.body as { access_token: string; refresh_token: string };
 }
@@ -276,7 +263,7 @@ async function main() {
   await register(me);
   const tokens = await login(me);
   for (let i = 0; i < 50; i++) {
-    await call('POST', '/posts', { json: { title: `Post ${i}`, body: 'x'.repeat(500), published: true }, token: tokens.access_token });
+    await http.post('/posts', { title: `Post ${i}`, body: 'x'.repeat(500), published: true }, tokens.access_token);
   }
   const auth = { authorization: `Bearer ${tokens.access_token}` };
 
@@ -368,7 +355,7 @@ async function memoryRun(username: string): Promise<Record<string, number>> {
   // 20 000 sessions made directly in the database (20 000 logins would
   // measure argon2 for seven minutes), each refreshed once over HTTP for an
   // access token, then logged out over HTTP: 20 000 revoked sessions and jtis.
-  const userId = (await call('GET', '/users/me', { token: (await login(username)).access_token })).body.id as string;
+  const userId = (await http.get('/users/me', (await login(username)).access_token)).body.id as string;
   const refreshTokens = await seedSessions(userId, username, 20_000);
   const access: string[] = [];
   const r1 = await autocannon({

@@ -48,10 +48,6 @@ export class Revocations {
     return this.accessTtlMs + this.leewayMs + MARGIN_MS;
   }
 
-  get size(): number {
-    return this.jtis.size + this.sids.size;
-  }
-
   async isRevoked(jti: string, sid: string): Promise<boolean> {
     if (this.bus.healthy) {
       const now = this.clock.now();

@@ -7,7 +7,6 @@ export const SCOPES = {
 
 export type Scope = keyof typeof SCOPES;
 export type Role = 'user' | 'admin';
-export const ROLES: readonly Role[] = ['user', 'admin'];
 
 export const ROLE_SCOPES: Record<Role, readonly Scope[]> = {
   user: ['me', 'posts:write'],

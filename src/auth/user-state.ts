@@ -36,10 +36,6 @@ export class UserStates {
     bus.onResync(async () => this.clear());
   }
 
-  get size(): number {
-    return this.cache.size;
-  }
-
   async get(userId: string): Promise<UserState> {
     if (this.bus.healthy) {
       const hit = this.cache.get(userId);

@@ -18,10 +18,6 @@ export class WorkQueue {
     readonly maxQueued: number,
   ) {}
 
-  get depth(): number {
-    return this.waiting.length;
-  }
-
   async run<T>(job: () => Promise<T>): Promise<T> {
     if (this.running >= this.concurrency) {
       if (this.waiting.length >= this.maxQueued) throw new QueueFullError();

@@ -48,5 +48,3 @@ export class OAuthError extends Error {
     this.name = 'OAuthError';
   }
 }
-
-export const notFound = (what = 'Not found') => new HttpProblem(404, what);
