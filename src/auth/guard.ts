@@ -10,6 +10,7 @@ import type { Revocations } from './revocations.js';
 import { parseScope, roleAllows, type Role, type Scope } from './scopes.js';
 import { InvalidTokenError, type TokenService } from './tokens.js';
 import type { UserStates } from './user-state.js';
+import type { PublicUser } from './users.js';
 
 export interface Principal {
   userId: string;
@@ -20,6 +21,8 @@ export interface Principal {
   jti: string;
   /** Access token expiry, seconds since the epoch. */
   exp: number;
+  /** The user's public profile, as the guard just checked it. */
+  profile: PublicUser;
 }
 
 export interface RouteAuth {
@@ -78,7 +81,7 @@ export async function authenticate(deps: GuardDeps, token: string): Promise<Prin
   }
   if (await deps.revocations.isRevoked(claims.jti, claims.sid)) throw unauthorized('The access token has been revoked');
   const user = await deps.userStates.get(claims.sub);
-  if (!user.exists || user.disabled) throw unauthorized('The user is disabled or no longer exists');
+  if (!user.exists || user.disabled || !user.profile) throw unauthorized('The user is disabled or no longer exists');
   const scopes = parseScope(claims.scope);
   // A demoted user's tokens lose what the new role does not allow.
   if (!roleAllows(user.role, scopes)) throw unauthorized('The access token carries a scope the user no longer holds');
@@ -90,6 +93,7 @@ export async function authenticate(deps: GuardDeps, token: string): Promise<Prin
     sessionId: claims.sid,
     jti: claims.jti,
     exp: claims.exp,
+    profile: user.profile,
   };
 }
 

@@ -33,12 +33,8 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       config: { auth: { scopes: ['me'] } },
       schema: { tags: ['users'], summary: 'Your profile', response: { 200: User } },
     },
-    // The guard has just loaded this user's state (cached per node): no round trip.
-    async (request) => {
-      const { profile } = await userStates.get(principalOf(request).userId);
-      if (!profile) throw new HttpProblem(404, 'User not found');
-      return profile;
-    },
+    // The guard has just loaded the profile with the user's state: no second lookup.
+    async (request) => principalOf(request).profile,
   );
 
   app.patch(
