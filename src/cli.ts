@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { checkPasswordPolicy } from './auth/password-policy.js';
+import { checkPasswordPolicy, policyOf } from './auth/password-policy.js';
 import { PasswordHasher } from './auth/passwords.js';
 import { announceUserChange } from './admin/announce.js';
 import { changeUser, LastAdminError } from './admin/queries.js';
@@ -106,7 +106,7 @@ const commands: Record<string, Command> = {
     const failures = checkPasswordPolicy(
       password,
       { username, email: values.email },
-      { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength, minScore: config.passwordMinScore },
+      policyOf(config),
     );
     if (failures.length) throw new CliError(`password ${failures.map((f) => f.message).join('; ')}`);
     const hash = await new PasswordHasher(1, 1).hash(password);

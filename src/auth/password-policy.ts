@@ -11,12 +11,18 @@ import { ZxcvbnFactory } from '@zxcvbn-ts/core';
 import * as common from '@zxcvbn-ts/language-common';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import type { Config } from '../config.js';
 import { WorkQueue } from './work-queue.js';
 
 export interface PolicyOptions {
   minLength: number;
   maxLength: number;
   minScore: number;
+}
+
+/** The policy the configuration asks for. */
+export function policyOf(config: Pick<Config, 'passwordMinLength' | 'passwordMaxLength' | 'passwordMinScore'>): PolicyOptions {
+  return { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength, minScore: config.passwordMinScore };
 }
 
 export interface PolicyFailure {

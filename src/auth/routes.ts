@@ -5,7 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HttpProblem, OAuthError, type FieldError } from '../http/problem.js';
 import type { AuthCore } from './core.js';
 import { principalOf } from './guard.js';
-import { checkPasswordPolicyAsync } from './password-policy.js';
+import { checkPasswordPolicyAsync, policyOf } from './password-policy.js';
 import { formatScope, isScope, parseScope, ROLE_SCOPES, roleAllows } from './scopes.js';
 import {
   Jwks,
@@ -68,7 +68,7 @@ function noStore(reply: FastifyReply): void {
 
 export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
   const { config, db, hasher, tokens, sessions, limits, revocations, clock } = core;
-  const policy = { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength, minScore: config.passwordMinScore };
+  const policy = policyOf(config);
 
   app.post(
     '/auth/register',

@@ -2,9 +2,10 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AuthCore } from '../auth/core.js';
 import { principalOf } from '../auth/guard.js';
-import { checkPasswordPolicyAsync } from '../auth/password-policy.js';
+import { checkPasswordPolicyAsync, policyOf } from '../auth/password-policy.js';
 import { User } from '../auth/schemas.js';
 import { asUniqueViolation, findUserById, isValidEmail, toPublicUser, UniqueViolation, updatePasswordHash, type UserRow } from '../auth/users.js';
+import { isUuid } from '../http/pagination.js';
 import { HttpProblem } from '../http/problem.js';
 
 const Session = Type.Object({
@@ -18,7 +19,7 @@ const Session = Type.Object({
 
 export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
   const { db, clock, hasher, sessions, limits, config, userStates } = core;
-  const policy = { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength, minScore: config.passwordMinScore };
+  const policy = policyOf(config);
 
   async function currentUser(id: string): Promise<UserRow> {
     const user = await findUserById(db, id);
@@ -141,8 +142,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
     async (request, reply) => {
       const me = principalOf(request);
       const { id } = request.params;
-      const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
-      if (!uuid || !(await sessions.revokeSession(me.userId, id))) throw new HttpProblem(404, 'Session not found');
+      if (!isUuid(id) || !(await sessions.revokeSession(me.userId, id))) throw new HttpProblem(404, 'Session not found');
       return reply.code(204).send(null);
     },
   );
