@@ -5,7 +5,7 @@
 // in-process limiter standing in while Redis is unreachable.
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import { HttpProblem } from '../http/problem.js';
+import { rateLimited } from './errors.js';
 
 export interface RateLimitOptions {
   tokenPerMinute: number;
@@ -51,7 +51,7 @@ export class AuthRateLimits {
     ] as const) {
       if (!limiter) continue;
       const res = await limiter.get(key);
-      if (res && res.consumedPoints >= limiter.points) throw tooMany('Too many failed logins', res.msBeforeNext);
+      if (res && res.consumedPoints >= limiter.points) throw rateLimited('Too many failed logins', res.msBeforeNext);
     }
   }
 
@@ -72,12 +72,7 @@ async function consume(limiter: RateLimiterAbstract | undefined, key: string, wh
   try {
     await limiter.consume(key);
   } catch (res) {
-    if (res instanceof RateLimiterRes) throw tooMany(what, res.msBeforeNext);
+    if (res instanceof RateLimiterRes) throw rateLimited(what, res.msBeforeNext);
     throw res;
   }
-}
-
-function tooMany(what: string, msBeforeNext: number): HttpProblem {
-  const seconds = Math.max(1, Math.ceil(msBeforeNext / 1000));
-  return new HttpProblem(429, `${what}; try again in ${seconds} s`, { headers: { 'retry-after': String(seconds) } });
 }

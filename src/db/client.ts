@@ -18,6 +18,8 @@ export interface Queryable {
 
 export interface Database extends Queryable {
   readonly kind: 'postgres' | 'pglite';
+  /** PostgreSQL only: the server's URL, for connections of their own (LISTEN). */
+  readonly url?: string;
   /** PGlite only: a snapshot of the whole data directory (tests clone a migrated template). */
   dump?(): Promise<Blob | File>;
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
@@ -71,6 +73,7 @@ export async function openPostgres(url: string, max = 10): Promise<Database> {
   pool.on('error', () => {});
   const db: Database = {
     kind: 'postgres',
+    url,
     async query<R>(text: string, params?: unknown[]) {
       const r = await run(pool, text, params);
       return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
