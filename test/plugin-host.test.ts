@@ -34,7 +34,7 @@ function options(tdb: TestDatabase, extra: Partial<GatehouseOptions> = {}): Gate
 /** The host: its own error format, 404 handler, routes before and after the plugin. */
 async function notesApp(tdb: TestDatabase, extra: Partial<GatehouseOptions> = {}): Promise<{ app: FastifyInstance; http: HttpClient }> {
   const app = Fastify();
-  app.setErrorHandler((err, _request, reply) => reply.code(418).send({ host_error: err.message }));
+  app.setErrorHandler((err: Error, _request, reply) => reply.code(418).send({ host_error: err.message }));
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ host_not_found: true }));
   // Registered before the plugin: still guarded.
   app.get('/early', { config: { auth: { scopes: ['me'] } } }, async (request) => ({ user: principalOf(request).username }));
@@ -174,7 +174,7 @@ describe('the plugin refuses what it cannot guard', () => {
     app.register(async (child) => {
       await child.register(gatehouse, options(tdb));
     });
-    await assert.rejects(app.ready(), /must be registered on the root Fastify instance/);
+    await assert.rejects(async () => app.ready(), /must be registered on the root Fastify instance/);
     await app.close().catch(() => {});
   });
 
@@ -201,7 +201,7 @@ describe('the plugin refuses what it cannot guard', () => {
   test('bad options: registration fails naming each field', async () => {
     const app = Fastify();
     const bad = { ...options(tdb), accessTokenTtlSeconds: 5, prefix: 'auth', bogus: 1 } as unknown as GatehouseOptions;
-    await assert.rejects(app.register(gatehouse, bad).ready(), (err: Error) => {
+    await assert.rejects(async () => app.register(gatehouse, bad).ready(), (err: Error) => {
       assert.match(err.message, /accessTokenTtlSeconds/);
       assert.match(err.message, /prefix/);
       assert.match(err.message, /bogus/);
