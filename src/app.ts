@@ -15,6 +15,8 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
+import { authMigrations } from './auth/migrations.js';
+import { blogMigrations } from './posts/migrations.js';
 import { frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { problemBody } from './http/problem.js';
 import { buildValidator, registerRequestChecks } from './http/validation.js';
@@ -104,7 +106,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
 
   let core: AuthCore;
   try {
-    await migrate(db);
+    await migrate(db, [authMigrations, blogMigrations]);
     core = createAuthCore(config, db, clock, app.log);
     await core.start();
   } catch (err) {

@@ -6,6 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import { changeUser, LastAdminError } from '../src/admin/queries.js';
 import type { Database } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
+import { authMigrations } from '../src/auth/migrations.js';
+import { blogMigrations } from '../src/posts/migrations.js';
 import {
   backends,
   eventually,
@@ -204,7 +206,7 @@ for (const backend of backends()) {
     let tdb: Awaited<ReturnType<typeof openTestDatabase>>;
     before(async () => {
       tdb = await openTestDatabase(backend);
-      await migrate(tdb.db);
+      await migrate(tdb.db, [authMigrations, blogMigrations]);
     });
     after(async () => tdb?.close());
 
