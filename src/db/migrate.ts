@@ -7,7 +7,9 @@ import type { Database } from './client.js';
 
 // src/db and dist/db are both two levels below the package root.
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
-// Arbitrary constant shared by every Gatehouse node: "gatehouse" in ASCII.
+// Arbitrary constant shared by every Gatehouse node: the ASCII bytes of
+// "gateh", the first five letters of "gatehouse" (all nine would not fit in
+// the bigint that pg_advisory_lock takes).
 const MIGRATION_LOCK_KEY = 0x6761746568;
 
 export interface Migration {
