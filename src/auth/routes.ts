@@ -5,7 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { HttpProblem, OAuthError, type FieldError } from '../http/problem.js';
 import type { AuthCore } from './core.js';
 import { principalOf } from './guard.js';
-import { checkPasswordPolicyAsync, policyOf } from './password-policy.js';
+import { policyOf } from './password-policy.js';
 import { formatScope, isScope, parseScope, ROLE_SCOPES, roleAllows } from './scopes.js';
 import {
   Jwks,
@@ -89,7 +89,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         errors.push({ path: '/username', message: 'must be 3–32 characters of a-z, 0-9, _ . -' });
       }
       if (!isValidEmail(email)) errors.push({ path: '/email', message: 'must be a valid email address' });
-      errors.push(...(await checkPasswordPolicyAsync(password, { username, email }, policy)));
+      errors.push(...(await hasher.checkPolicy(password, { username, email }, policy)));
       if (errors.length) throw new HttpProblem(422, 'The request is not valid', { errors });
 
       const taken = await db.query<{ username_taken: boolean; email_taken: boolean }>(

@@ -2,7 +2,7 @@
 // JSON on the OAuth endpoints, problem+json everywhere else. Nothing
 // internal (stack, SQL, driver message) ever reaches a response.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { QueueFullError } from '../auth/work-queue.js';
+import { QueueFullError } from '../auth/thread-pool.js';
 import { HttpProblem, OAuthError, problemBody, type FieldError } from './problem.js';
 
 declare module 'fastify' {

@@ -2,7 +2,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AuthCore } from '../auth/core.js';
 import { principalOf } from '../auth/guard.js';
-import { checkPasswordPolicyAsync, policyOf } from '../auth/password-policy.js';
+import { policyOf } from '../auth/password-policy.js';
 import { User } from '../auth/schemas.js';
 import { asUniqueViolation, findUserById, isValidEmail, toPublicUser, UniqueViolation, updatePasswordHash, type UserRow } from '../auth/users.js';
 import { isUuid } from '../http/pagination.js';
@@ -108,7 +108,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         await limits.loginFailed(user.username, request.ip);
         throw new HttpProblem(400, 'The current password is incorrect');
       }
-      const errors = await checkPasswordPolicyAsync(new_password, { username: user.username, email: user.email }, policy, '/new_password');
+      const errors = await hasher.checkPolicy(new_password, { username: user.username, email: user.email }, policy, '/new_password');
       if (errors.length) throw new HttpProblem(422, 'The new password does not meet the password policy', { errors });
       await updatePasswordHash(db, user.id, await hasher.hash(new_password), new Date(clock.now()));
       await sessions.revokeUserSessions(user.id, me.sessionId);
