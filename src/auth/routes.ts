@@ -8,7 +8,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthCore } from './core.js';
 import { AuthError, validationFailed, type FieldError } from './errors.js';
 import { principalOf } from './guard.js';
-import { checkPasswordPolicyAsync } from './password-policy.js';
 import { Jwks, LogoutQuery, OAuthErrorBody, RegisterRequest, RevokeRequest, TokenRequest, TokenResponse, User } from './schemas.js';
 import type { SessionMeta } from './sessions.js';
 import { InvalidTokenError } from './tokens.js';
@@ -75,7 +74,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         errors.push({ path: '/username', message: 'must be 3–32 characters of a-z, 0-9, _ . -' });
       }
       if (!isValidEmail(email)) errors.push({ path: '/email', message: 'must be a valid email address' });
-      errors.push(...(await checkPasswordPolicyAsync(password, { username, email }, options.passwordPolicy)));
+      errors.push(...(await hasher.checkPolicy(password, { username, email }, options.passwordPolicy)));
       if (errors.length) throw validationFailed(errors);
       await users.assertAvailable(username, email);
       const user = await users.create({

@@ -2,10 +2,9 @@
 // holds personal data: none may be cached (Cache-Control: no-store).
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AuthCore } from '../auth/core.js';
-import { AuthError, notFound, validationFailed } from '../auth/errors.js';
+import { notFound, validationFailed } from '../auth/errors.js';
 import { principalOf } from '../auth/guard.js';
 import { isUuid } from '../auth/ids.js';
-import { checkPasswordPolicyAsync } from '../auth/password-policy.js';
 import { sessionMeta } from '../auth/routes.js';
 import { User } from '../auth/schemas.js';
 import { isValidEmail, toPublicUser, type UserRow } from '../auth/users.js';
@@ -120,7 +119,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       const { current_password, new_password } = request.body;
       const user = await currentUser(me.userId);
       await grants.verifyCurrentPassword(user, current_password, sessionMeta(request));
-      const errors = await checkPasswordPolicyAsync(new_password, { username: user.username, email: user.email }, policy, '/new_password');
+      const errors = await hasher.checkPolicy(new_password, { username: user.username, email: user.email }, policy, '/new_password');
       if (errors.length) throw validationFailed(errors, 'The new password does not meet the password policy');
       await users.setPasswordHash(user.id, await hasher.hash(new_password));
       await sessions.revokeUserSessions(user.id, me.sessionId);
