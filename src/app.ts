@@ -124,8 +124,11 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     // Long enough for the slowest request; short enough to shed slowloris clients.
     requestTimeout: 30_000,
     connectionTimeout: 60_000,
-    // Requests arriving while closing get a 503 problem from the hook below.
+    // Requests arriving while closing get a 503 problem from the hook below;
+    // idle kept-alive connections are closed at once, so shutdown lasts as
+    // long as the slowest request in flight, not a keep-alive timeout.
     return503OnClosing: false,
+    forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     ajv: { customOptions: { allErrors: true } },
     // Bodies are validated without type coercion (src/http/validation.ts).
@@ -146,6 +149,10 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     if (!closing) return;
     reply.header('connection', 'close').header('retry-after', '1');
     return reply.code(503).type('application/problem+json').send(problemBody(503, 'The service is shutting down', 'shutting_down'));
+  });
+  // A response finishing while we close also ends its connection, so the client does not reuse it.
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
   });
 
   registerErrorHandling(app, REALM);
@@ -218,6 +225,8 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     initOAuth: { usePkceWithAuthorizationCodeGrant: false },
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // Until the web pages exist, a person opening the address finds the docs.
+  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs', 302));
 
   // The auth core, registered exactly as a host app would; then the resources on top of it.
   try {
