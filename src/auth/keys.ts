@@ -4,7 +4,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { JwtAlgorithm } from '../config.js';
+import { keyProblem, type JwtAlgorithm } from './algorithms.js';
 
 export interface SigningKeys {
   algorithm: JwtAlgorithm;
@@ -47,27 +47,6 @@ export function loadSigningKeys(opts: {
 function checkKeyType(algorithm: JwtAlgorithm, key: KeyObject): void {
   const problem = keyProblem(algorithm, key);
   if (problem) throw new Error(`ALGORITHM=${algorithm} ${problem}`);
-}
-
-function keyProblem(algorithm: JwtAlgorithm, key: KeyObject): string | undefined {
-  const expected = { EdDSA: 'ed25519', ES256: 'ec', RS256: 'rsa' }[algorithm as 'EdDSA' | 'ES256' | 'RS256'];
-  if (key.type !== 'private') return 'needs a private key';
-  if (key.asymmetricKeyType !== expected) return `needs a ${expected} private key, got ${key.asymmetricKeyType}`;
-  if (algorithm === 'ES256' && key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') return 'needs a P-256 key';
-  // RFC 7518 §3.3: 2048 bits or more.
-  if (algorithm === 'RS256' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) return 'needs an RSA key of at least 2048 bits';
-  return undefined;
-}
-
-/** What is wrong with a configured private key for this algorithm, or undefined (config.ts reports it as JWT_PRIVATE_KEY). */
-export function privateKeyProblem(algorithm: JwtAlgorithm, pem: string): string | undefined {
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(pem);
-  } catch {
-    return 'is not a PEM private key';
-  }
-  return keyProblem(algorithm, key);
 }
 
 /** RFC 7638 JWK thumbprint. */
