@@ -17,6 +17,7 @@ import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { problemBody } from './http/problem.js';
+import { securityHeadersPlugin } from './http/security-headers.js';
 import { buildValidator, registerRequestChecks } from './http/validation.js';
 import { benchRoutes } from './http/bench-routes.js';
 import { opsRoutes } from './http/ops.js';
@@ -118,6 +119,8 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     await core.close();
     if (ownDb) await db.close();
   });
+  // First of the onRequest hooks, so every answer below (the 503 while closing too) carries the headers.
+  await app.register(securityHeadersPlugin, { hsts: config.hsts, docsPrefix: '/docs' });
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
@@ -132,16 +135,6 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   registerRequestChecks(app);
   app.addSchema(Problem);
   app.addSchema(User);
-
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'no-referrer');
-    if (!request.url.startsWith('/docs')) {
-      reply.header('x-frame-options', 'DENY');
-      reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
-    }
-    if (config.hsts) reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
-  });
 
   await app.register(formbody);
   if (config.corsOrigins.length) {
