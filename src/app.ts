@@ -106,7 +106,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   let core: AuthCore;
   try {
     await migrate(db);
-    core = createAuthCore(config, db, clock, app.log);
+    core = await createAuthCore(config, db, clock, app.log);
     await core.start();
   } catch (err) {
     if (ownDb) await db.close();

@@ -36,9 +36,9 @@ export interface AuthCore {
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
 
-export function createAuthCore(config: Config, db: Database, clock: Clock, log: FastifyBaseLogger): AuthCore {
+export async function createAuthCore(config: Config, db: Database, clock: Clock, log: FastifyBaseLogger): Promise<AuthCore> {
   const warn = (msg: string, err?: unknown) => log.warn({ err: err instanceof Error ? err.message : err }, msg);
-  const keys = loadSigningKeys({
+  const keys = await loadSigningKeys({
     algorithm: config.algorithm,
     secretKey: config.secretKey,
     privateKeyPem: config.jwtPrivateKey,

@@ -4,6 +4,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { calculateJwkThumbprint, type JWK } from 'jose';
 import { keyProblem, type JwtAlgorithm } from './algorithms.js';
 
 export interface SigningKeys {
@@ -17,12 +18,12 @@ export interface SigningKeys {
   jwks: JsonWebKey[];
 }
 
-export function loadSigningKeys(opts: {
+export async function loadSigningKeys(opts: {
   algorithm: JwtAlgorithm;
   secretKey: string;
   privateKeyPem?: string;
   dataDir: string;
-}): SigningKeys {
+}): Promise<SigningKeys> {
   if (opts.algorithm === 'HS256') {
     const secret = Buffer.from(opts.secretKey, 'utf8');
     // The kid names the key without revealing anything usable about it.
@@ -34,7 +35,8 @@ export function loadSigningKeys(opts: {
   checkKeyType(opts.algorithm, privateKey);
   const publicKey = createPublicKey(privateKey);
   const jwk = publicKey.export({ format: 'jwk' });
-  const kid = thumbprint(jwk);
+  // RFC 7638 JWK thumbprint.
+  const kid = await calculateJwkThumbprint(jwk as JWK, 'sha256');
   return {
     algorithm: opts.algorithm,
     kid,
@@ -47,14 +49,6 @@ export function loadSigningKeys(opts: {
 function checkKeyType(algorithm: JwtAlgorithm, key: KeyObject): void {
   const problem = keyProblem(algorithm, key);
   if (problem) throw new Error(`ALGORITHM=${algorithm} ${problem}`);
-}
-
-/** RFC 7638 JWK thumbprint. */
-function thumbprint(jwk: JsonWebKey): string {
-  const members: Record<string, string[]> = { OKP: ['crv', 'kty', 'x'], EC: ['crv', 'kty', 'x', 'y'], RSA: ['e', 'kty', 'n'] };
-  const required = members[jwk.kty as string] ?? [];
-  const canonical = JSON.stringify(Object.fromEntries(required.map((k) => [k, jwk[k]])));
-  return createHash('sha256').update(canonical).digest('base64url');
 }
 
 /** Development only: a key pair generated once and kept (0600) under DATA_DIR. */
