@@ -14,6 +14,7 @@ import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { registerErrorHandling } from './http/errors.js';
 import { frameworkErrors, problemBody } from './http/render.js';
+import { securityHeadersPlugin } from './http/security-headers.js';
 import { buildValidator, registerRequestChecks } from './http/validation.js';
 import { benchRoutes } from './http/bench-routes.js';
 import { opsRoutes } from './http/ops.js';
@@ -141,6 +142,8 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     app.log.warn(`SECRET_KEY is not set: using a development key kept in ${config.dataDir}/secret_key (never do this in production)`);
   }
   if (ownDb) app.addHook('onClose', async () => db.close());
+  // Before the shutdown hook below, so that its 503 carries the headers too.
+  await app.register(securityHeadersPlugin, { hsts: config.hsts, docsPrefix: '/docs' });
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
@@ -159,16 +162,6 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   registerRequestChecks(app);
   app.addSchema(Problem);
   app.addSchema(User);
-
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'no-referrer');
-    if (!request.url.startsWith('/docs')) {
-      reply.header('x-frame-options', 'DENY');
-      reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
-    }
-    if (config.hsts) reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
-  });
 
   if (config.corsOrigins.length) {
     await app.register(cors, {
