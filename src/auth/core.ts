@@ -125,6 +125,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     redis,
     async start() {
       await hasher.prepare();
+      await grants.calibrate();
       // Local copies first, then the subscription that keeps them in step.
       await revocations.rebuild();
       await bus.start();

@@ -3,6 +3,7 @@
 // second factors later) calls these; route handlers only parse and render.
 import type { FastifyBaseLogger } from 'fastify';
 import { AuthError } from './errors.js';
+import { FailureTiming, hashKind } from './failure-timing.js';
 import type { PasswordHasher } from './passwords.js';
 import { exceedsLength } from './password-length.js';
 import type { AuthRateLimits } from './rate-limit.js';
@@ -38,8 +39,29 @@ export interface GrantDeps {
   log: FastifyBaseLogger;
 }
 
+
 export class Grants {
+  /** Pads failed logins to one duration (failure-timing.ts). */
+  readonly failureTiming = new FailureTiming();
+
   constructor(private readonly deps: GrantDeps) {}
+
+  /**
+   * One verification of each kind of hash the users table holds (argon2id,
+   * and bcrypt at each cost still present), so the first failed login is
+   * padded like the rest. A kind that appears later is learnt at its first use.
+   */
+  async calibrate(): Promise<void> {
+    const samples = [await this.deps.hasher.prepare(), ...(await this.deps.users.legacyHashSamples())];
+    for (const hash of samples) await this.timedVerify(hash, 'calibration');
+  }
+
+  private async timedVerify(storedHash: string, password: string) {
+    const t0 = performance.now();
+    const result = await this.deps.hasher.verify(storedHash, password);
+    this.failureTiming.observe(hashKind(storedHash), performance.now() - t0);
+    return result;
+  }
 
   /** A `scope` parameter → the scopes asked for (null: none asked for). Unknown scopes are refused. */
   requestedScope(raw: string | undefined): string[] | null {
@@ -59,6 +81,7 @@ export class Grants {
   async password(input: { username: string; password: string; scope?: string }, meta: SessionMeta): Promise<TokenResponse> {
     const { users, hasher, limits, scopes } = this.deps;
     const { username, password } = input;
+    const startedAt = performance.now();
     const requested = this.requestedScope(input.scope);
     const loginKey = username.includes('@') ? username.toLowerCase() : normalizeUsername(username);
     await limits.checkLogin(loginKey, meta.ip ?? '');
@@ -67,11 +90,11 @@ export class Grants {
     const user = tooLong ? undefined : await users.findForLogin(username);
     const result = tooLong
       ? { ok: false, needsRehash: false }
-      : user
-        ? await hasher.verify(user.password_hash, password)
-        : await hasher.verifyDummy(password);
+      : await this.timedVerify(user ? user.password_hash : await hasher.prepare(), password);
     if (!user || !result.ok || user.disabled) {
       await limits.loginFailed(loginKey, meta.ip ?? '');
+      // Same duration for every way of failing: no enumeration by timing.
+      await this.failureTiming.pad(startedAt);
       throw new AuthError('invalid_credentials', BAD_CREDENTIALS);
     }
     await limits.loginSucceeded(loginKey, meta.ip ?? '');

@@ -120,6 +120,14 @@ export class UsersRepository {
     return r.rows[0];
   }
 
+  /** One stored bcrypt hash per cost still present (legacy accounts not yet upgraded). */
+  async legacyHashSamples(): Promise<string[]> {
+    const r = await this.db.query<{ hash: string }>(
+      `SELECT min(password_hash) AS hash FROM users WHERE password_hash LIKE '$2%' GROUP BY substring(password_hash FROM 5 FOR 2)`,
+    );
+    return r.rows.map((x) => x.hash);
+  }
+
   async findById(id: string): Promise<UserRow | undefined> {
     return (await this.db.query<UserRow>('SELECT * FROM users WHERE id = $1', [id])).rows[0];
   }
