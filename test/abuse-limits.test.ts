@@ -3,7 +3,7 @@
 // queue answering 503 at once instead of piling up.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { holdForms } from './held-requests.js';
+import { finishAll, holdForms } from './held-requests.js';
 import { registerAndLogin, startApp, STRONG_PASSWORD, uniqueName } from './helpers.js';
 
 test('registrations are limited per IP, with Retry-After and a problem body', async () => {
@@ -57,14 +57,14 @@ test('a full hashing queue answers 503 with Retry-After at once, and the rest st
     // thread runs at a lower priority). One hashes, one waits, the others find
     // the queue full, however fast the machine is.
     const held = await holdForms(app.url, '/auth/token', { username: u.username, password: u.password }, 8);
-    const answers = await Promise.all(held.map((h) => h.finish()));
+    const answers = await finishAll(held);
     const statuses = answers.map((r) => r.status);
     assert.ok(statuses.includes(200), `some logins succeed: ${statuses}`);
     const busy = answers.filter((r) => r.status === 503);
     assert.ok(busy.length >= 1, `a full queue refuses: ${statuses}`);
     for (const r of busy) {
-      assert.equal(r.headers['retry-after'], '1');
-      assert.match(r.headers['content-type'] as string, /application\/problem\+json/);
+      assert.equal(r.headers.get('retry-after'), '1');
+      assert.match(r.headers.get('content-type') ?? '', /application\/problem\+json/);
     }
     assert.ok(statuses.every((s) => s === 200 || s === 503), `nothing else: ${statuses}`);
   } finally {

@@ -7,6 +7,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { checkPasswordPolicy, policyOf } from '../src/auth/password-policy.js';
 import { backends, startApp, STRONG_PASSWORD, uniqueName, type Res, type TestApp } from './helpers.js';
+import { finishAll, holdPosts } from './held-requests.js';
 import { interleavedTimes, medianRatio, report } from './timing.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -106,9 +107,14 @@ for (const backend of backends()) {
 
     test('racing registrations of one username: one 201, the rest 409', async () => {
       const username = uniqueName('race');
-      const rs = await Promise.all(
-        [0, 1, 2, 3].map((i) => register({ username: i % 2 ? username.toUpperCase() : username, email: `${username}.${i}@example.com`, password: STRONG_PASSWORD })),
+      // Held open, then finished in one tick: all four pass the "taken?" check
+      // before the first one's hash (tens of ms) is done and it inserts.
+      const held = await holdPosts(
+        app.url,
+        '/auth/register',
+        [0, 1, 2, 3].map((i) => ({ json: { username: i % 2 ? username.toUpperCase() : username, email: `${username}.${i}@example.com`, password: STRONG_PASSWORD } })),
       );
+      const rs = await finishAll(held);
       assert.deepEqual(rs.map((r) => r.status).sort(), [201, 409, 409, 409], rs.map((r) => r.text).join('\n'));
       for (const r of rs.filter((x) => x.status === 409)) assertProblem(r, 409);
     });

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { backends, STRONG_PASSWORD, openTestDatabase, registerAndLogin, startApp, uniqueName } from './helpers.js';
-import { holdForms, untilRefused } from './held-requests.js';
+import { finishAll, holdForms, untilRefused } from './held-requests.js';
 import { freePort, runToExit, spawnServer, tempDir, waitUntilUp, type ServerProcess } from './process-helpers.js';
 
 for (const backend of backends()) {
@@ -110,8 +110,8 @@ describe('the server process', () => {
     const signalledAt = performance.now();
     first.child.kill('SIGTERM');
     await untilRefused(port);
-    const answers = await Promise.all(held.map((h) => h.finish()));
-    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200], `every request in flight completed: ${answers.map((a) => a.text).join(' ')}`);
+    const answers = await finishAll(held);
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200], `every request in flight completed: ${answers.map((a) => a.error ?? a.text).join(' ')}`);
     assert.ok(answers.filter((a) => a.at > signalledAt).length >= 2, 'several were still in flight at SIGTERM');
     const exit = await Promise.race([first.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no exit')), 30_000))]);
     assert.deepEqual(exit, { code: 0, signal: null }, first.stderr());
