@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, test } from 'node:test';
 import {
+  busesHealthy,
   eventually,
   hasRedis,
   hasServer,
@@ -90,6 +91,7 @@ describe('cli set-role', () => {
       const env: Record<string, string> = { DATABASE_URL: shared.url!, DATA_DIR: dataDir, REDIS_PREFIX: node.config.redisPrefix };
       if (withRedis) env.REDIS_URL = process.env.REDIS_URL!;
       try {
+        assert.ok(await busesHealthy(node), 'the node is on the fast path (caching, kept in step by events)');
         await makeAdmin(node, await registerAndLogin(node.http)); // someone stays admin
         const u = await makeAdmin(node, await registerAndLogin(node.http));
         assert.equal((await node.http.get('/admin/users', u.access)).status, 200); // cached on the node

@@ -11,6 +11,7 @@ import { authMigrations } from '../src/auth/migrations.js';
 import { blogMigrations } from '../src/posts/migrations.js';
 import {
   backends,
+  busesHealthy,
   eventually,
   hasRedis,
   hasServer,
@@ -262,6 +263,7 @@ describe('disabling across nodes sharing the PostgreSQL server', () => {
       const b = await startApp({ db: shared, env });
       try {
         assert.equal(a.core.bus.kind, withRedis ? 'redis' : 'postgres');
+        assert.ok(await busesHealthy(a, b), 'both nodes on the fast path (caching, kept in step by events)');
         const admin = await makeAdmin(a, await registerAndLogin(a.http));
         const u = await registerAndLogin(b.http);
         // Node B has the user's state cached: only an event can make it forget.

@@ -205,3 +205,11 @@ export async function eventually(check: () => Promise<boolean>, ms = 1000, step 
     await new Promise((r) => setTimeout(r, step));
   }
 }
+
+/**
+ * Waits (up to 10 s) until every node's event bus is healthy. Only then does a
+ * node answer from its caches until an event clears them; before, it asks
+ * PostgreSQL every time, and a test of event propagation would pass without
+ * any event.
+ */
+export const busesHealthy = (...apps: TestApp[]) => eventually(async () => apps.every((x) => x.core.bus.healthy), 10_000, 25);

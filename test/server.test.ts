@@ -3,10 +3,10 @@
 // tokens (embedded database and development key under DATA_DIR).
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { backends, STRONG_PASSWORD, openTestDatabase, registerAndLogin, startApp, uniqueName } from './helpers.js';
+import { finishAll, holdForms, untilRefused } from './held-requests.js';
 import { freePort, runToExit, spawnServer, tempDir, waitUntilUp, type ServerProcess } from './process-helpers.js';
 
 for (const backend of backends()) {
@@ -66,22 +66,6 @@ describe('the server process', () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  /** POST /auth/token over its own connection; resolves with the status (or the socket error). */
-  function login(port: number, username: string, password: string): Promise<number | string> {
-    const body = new URLSearchParams({ grant_type: 'password', username, password }).toString();
-    return new Promise((resolve) => {
-      const req = httpRequest(
-        { host: '127.0.0.1', port, method: 'POST', path: '/auth/token', agent: false, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } },
-        (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        },
-      );
-      req.on('error', (err) => resolve(String((err as NodeJS.ErrnoException).code ?? err.message)));
-      req.end(body);
-    });
-  }
-
   test('SIGTERM finishes logins in flight, exits 0 and releases DATA_DIR; a restart (past a stale lock) keeps users and tokens', async () => {
     const dataDir = tempDir('gatehouse-server-');
     dirs.push(dataDir);
@@ -117,20 +101,18 @@ describe('the server process', () => {
     assert.equal(tok.status, 200);
     const { access_token: access } = (await tok.json()) as { access_token: string };
 
-    // Four logins queue behind one hashing thread; SIGTERM lands while they are in flight.
-    const answeredAt: number[] = [];
-    const inFlight = [0, 1, 2, 3].map(() =>
-      login(port, username, STRONG_PASSWORD).then((status) => {
-        answeredAt.push(performance.now());
-        return status;
-      }),
-    );
-    await new Promise((r) => setTimeout(r, 30));
+    // Four logins the server has received (headers and all of the body but its
+    // last byte) are held in flight; SIGTERM lands, and only once the server has
+    // stopped accepting connections (it is shutting down) are the bodies finished.
+    // Behind one hashing thread the four then hash one after another, so the
+    // shutdown has to wait for work that had not even started when it began.
+    const held = await holdForms(base, '/auth/token', { grant_type: 'password', username, password: STRONG_PASSWORD }, 4);
     const signalledAt = performance.now();
     first.child.kill('SIGTERM');
-    const statuses = await Promise.all(inFlight);
-    assert.deepEqual(statuses, [200, 200, 200, 200], 'every request in flight completed');
-    assert.ok(answeredAt.filter((t) => t > signalledAt).length >= 2, 'several were still in flight at SIGTERM');
+    await untilRefused(port);
+    const answers = await finishAll(held);
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200], `every request in flight completed: ${answers.map((a) => a.error ?? a.text).join(' ')}`);
+    assert.ok(answers.filter((a) => a.at > signalledAt).length >= 2, 'several were still in flight at SIGTERM');
     const exit = await Promise.race([first.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no exit')), 30_000))]);
     assert.deepEqual(exit, { code: 0, signal: null }, first.stderr());
     assert.equal(existsSync(lock), false, 'the lock file is gone');

@@ -12,6 +12,7 @@ import { MovableClock } from '../src/clock.js';
 import { openPostgres } from '../src/db/client.js';
 import { PG_LISTENER_NAME } from '../src/auth/event-bus.js';
 import {
+  busesHealthy,
   eventually,
   hasRedis,
   hasServer,
@@ -78,7 +79,7 @@ async function cluster(env: Record<string, string | undefined>): Promise<Cluster
   return { a, b, tdb, close };
 }
 
-const healthy = (...apps: TestApp[]) => eventually(async () => apps.every((x) => x.core.bus.healthy), 10_000, 25);
+const healthy = busesHealthy;
 const unhealthy = (...apps: TestApp[]) => eventually(async () => apps.every((x) => !x.core.bus.healthy), 10_000, 25);
 
 /** Revocation made on one node must hold on the other within a second, on the fast path. */
