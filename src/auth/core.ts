@@ -90,8 +90,7 @@ export function createAuthCore(config: Config, db: Database, clock: Clock, log: 
       registerPerHour: config.rateLimitRegisterPerHour,
       failedLoginsPerAccount: config.rateLimitFailedLoginsPerAccount,
     },
-    redis,
-    config.redisPrefix,
+    { redis, redisPrefix: config.redisPrefix, db },
   );
   const hasher = new PasswordHasher(config.hashConcurrency, config.hashQueueMax);
 
@@ -114,11 +113,13 @@ export function createAuthCore(config: Config, db: Database, clock: Clock, log: 
       await revocations.rebuild();
       await bus.start();
       revocations.start();
+      limits.start();
       sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err));
     },
     async close() {
       await sessions.stop();
       revocations.stop();
+      limits.stop();
       await bus.close();
       await hasher.close();
     },

@@ -6,6 +6,7 @@ import { HttpProblem, OAuthError, type FieldError } from '../http/problem.js';
 import type { AuthCore } from './core.js';
 import { principalOf } from './guard.js';
 import { checkPasswordPolicyAsync, policyOf } from './password-policy.js';
+import { lockoutKey } from './rate-limit.js';
 import { formatScope, isScope, parseScope, ROLE_SCOPES, roleAllows } from './scopes.js';
 import {
   Jwks,
@@ -151,11 +152,12 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
           throw new OAuthError('invalid_request', 'The username and password parameters are required');
         }
         const requested = requestedScope(p.scope);
-        const loginKey = username.includes('@') ? username.toLowerCase() : normalizeUsername(username);
+        // The account first: every spelling of it shares one lockout counter.
+        const user = username.length > 320 ? undefined : await findUserForLogin(db, username);
+        const loginKey = lockoutKey(username, user?.id);
         await limits.checkLogin(loginKey, request.ip);
         // Over-long passwords can never be valid: refuse before any hashing.
         const tooLong = password.length > config.passwordMaxLength;
-        const user = tooLong || username.length > 320 ? undefined : await findUserForLogin(db, username);
         const result = tooLong
           ? { ok: false, needsRehash: false }
           : user

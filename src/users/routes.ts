@@ -3,6 +3,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { AuthCore } from '../auth/core.js';
 import { principalOf } from '../auth/guard.js';
 import { checkPasswordPolicyAsync, policyOf } from '../auth/password-policy.js';
+import { lockoutKey } from '../auth/rate-limit.js';
 import { User } from '../auth/schemas.js';
 import { asUniqueViolation, findUserById, isValidEmail, toPublicUser, UniqueViolation, updatePasswordHash, type UserRow } from '../auth/users.js';
 import { isUuid } from '../http/pagination.js';
@@ -100,12 +101,13 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       const me = principalOf(request);
       const { current_password, new_password } = request.body;
       const user = await currentUser(me.userId);
-      // Guessing the current password here is as rate-limited as logging in.
-      await limits.checkLogin(user.username, request.ip);
+      // Guessing the current password here is as rate-limited as logging in, on the same counter.
+      const account = lockoutKey(user.username, user.id);
+      await limits.checkLogin(account, request.ip);
       const ok =
         current_password.length <= config.passwordMaxLength && (await hasher.verify(user.password_hash, current_password)).ok;
       if (!ok) {
-        await limits.loginFailed(user.username, request.ip);
+        await limits.loginFailed(account, request.ip);
         throw new HttpProblem(400, 'The current password is incorrect');
       }
       const errors = await checkPasswordPolicyAsync(new_password, { username: user.username, email: user.email }, policy, '/new_password');
