@@ -74,31 +74,35 @@ export class AuthRateLimits {
     const pgClient = this.db && {
       query: ({ text, values }: { text: string; values?: unknown[] }) => this.db!.query(text, values),
     };
-    const make = (keyPrefix: string, points: number, duration: number, blockDuration = 0) => {
+    const make = (keyPrefix: string, points: number, duration: number, more: { blockDuration?: number; inMemoryBlockOnConsumed?: number } = {}) => {
       if (points <= 0) return undefined; // 0 turns a limit off
-      const common = { keyPrefix, points, duration, blockDuration };
+      const common = { keyPrefix, points, duration, blockDuration: more.blockDuration ?? 0 };
       const insuranceLimiter = new RateLimiterMemory(common);
+      const store = { ...common, inMemoryBlockOnConsumed: more.inMemoryBlockOnConsumed, insuranceLimiter };
       if (redis) {
-        return new RateLimiterRedis({ ...common, storeClient: redis, keyPrefix: `${redisPrefix}rl:${keyPrefix}`, insuranceLimiter });
+        return new RateLimiterRedis({ ...store, storeClient: redis, keyPrefix: `${redisPrefix}rl:${keyPrefix}` });
       }
       if (pgClient) {
         return new RateLimiterPostgres({
-          ...common,
+          ...store,
           storeClient: pgClient,
           storeType: 'pool',
           tableName: RATE_LIMIT_TABLE,
           tableCreated: true,
           // One sweep for the shared table (start()), not a timer per limiter that outlives close.
           clearExpiredByTimeout: false,
-          insuranceLimiter,
         });
       }
       return insuranceLimiter;
     };
-    this.token = make('token', opts.tokenPerMinute, 60);
-    this.register = make('register', opts.registerPerHour, 3600);
-    this.failuresUserIp = make('fail-ui', opts.failedLoginsPerAccount, FAILURE_WINDOW_S, FAILURE_WINDOW_S);
-    this.failuresUser = make('fail-u', opts.failedLoginsPerAccount * 10, 24 * 3600, FAILURE_WINDOW_S);
+    // A flood past a per-IP limit is refused from memory on each node until
+    // the window ends, instead of writing to the store on every request.
+    const perIp = (keyPrefix: string, points: number, duration: number) =>
+      make(keyPrefix, points, duration, { inMemoryBlockOnConsumed: points + 1 });
+    this.token = perIp('token', opts.tokenPerMinute, 60);
+    this.register = perIp('register', opts.registerPerHour, 3600);
+    this.failuresUserIp = make('fail-ui', opts.failedLoginsPerAccount, FAILURE_WINDOW_S, { blockDuration: FAILURE_WINDOW_S });
+    this.failuresUser = make('fail-u', opts.failedLoginsPerAccount * 10, 24 * 3600, { blockDuration: FAILURE_WINDOW_S });
   }
 
   /** Starts deleting expired counters from the PostgreSQL table (they are ignored, not removed, when they expire). */
