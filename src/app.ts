@@ -1,27 +1,24 @@
 // buildApp(config, deps): the whole service as a Fastify instance, ready to
 // listen. Tests call it with their own database and clock.
 import cors from '@fastify/cors';
-import formbody from '@fastify/formbody';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { createAuthCore, type AuthCore } from './auth/core.js';
-import { guardPlugin } from './auth/guard.js';
-import { authRoutes } from './auth/routes.js';
+import type { AuthCore } from './auth/core.js';
+import { gatehouse, type GatehouseOptions } from './auth/plugin.js';
 import { Problem, User } from './auth/schemas.js';
-import { SCOPES } from './auth/scopes.js';
+import { ScopeRules } from './auth/scopes.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
-import { migrate } from './db/migrate.js';
-import { frameworkErrors, registerErrorHandling } from './http/errors.js';
-import { problemBody } from './http/problem.js';
+import { registerErrorHandling } from './http/errors.js';
+import { frameworkErrors, problemBody } from './http/render.js';
 import { buildValidator, registerRequestChecks } from './http/validation.js';
 import { benchRoutes } from './http/bench-routes.js';
 import { opsRoutes } from './http/ops.js';
 import { userRoutes } from './users/routes.js';
-import { postRoutes } from './posts/routes.js';
+import { blog, BLOG_AUTH } from './posts/plugin.js';
 import { adminRoutes } from './admin/routes.js';
 
 export interface BuildDeps {
@@ -35,6 +32,41 @@ export interface BuildDeps {
 export interface Gatehouse {
   app: FastifyInstance;
   core: AuthCore;
+  config: Config;
+}
+
+const REALM = 'gatehouse';
+const DAY = 24 * 3600;
+
+/** The service's configuration → the plugin's options, plus the blog's scope. */
+export function pluginOptions(config: Config, db: Database, clock: Clock): GatehouseOptions {
+  return {
+    database: db,
+    clock,
+    secretKey: config.secretKey,
+    algorithm: config.algorithm,
+    privateKey: config.jwtPrivateKey,
+    keyDir: config.dataDir,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    accessTokenTtlSeconds: config.accessTokenExpireMinutes * 60,
+    refreshTokenTtlSeconds: config.refreshTokenExpireDays * DAY,
+    sessionMaxSeconds: config.sessionMaxDays * DAY,
+    refreshGraceSeconds: config.refreshReuseGraceSeconds,
+    leewaySeconds: config.jwtLeewaySeconds,
+    sessionRetentionSeconds: config.sessionRetentionDays * DAY,
+    realm: REALM,
+    passwordPolicy: { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength, minScore: config.passwordMinScore },
+    limits: {
+      tokenPerMinute: config.rateLimitTokenPerMinute,
+      registerPerHour: config.rateLimitRegisterPerHour,
+      failedLoginsPerAccount: config.rateLimitFailedLoginsPerAccount,
+    },
+    hashing: { concurrency: config.hashConcurrency, queueMax: config.hashQueueMax },
+    redis: config.redisUrl,
+    redisPrefix: config.redisPrefix,
+    ...BLOG_AUTH,
+  };
 }
 
 // Query parameters whose values must never reach a log line.
@@ -99,25 +131,13 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     // Bodies are validated without type coercion (src/http/validation.ts).
     schemaController: { compilersFactory: { buildValidator } },
     // Routing errors (undecodable path, over-long parameter) as problem details too.
-    frameworkErrors,
+    frameworkErrors: frameworkErrors(REALM),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  let core: AuthCore;
-  try {
-    await migrate(db);
-    core = createAuthCore(config, db, clock, app.log);
-    await core.start();
-  } catch (err) {
-    if (ownDb) await db.close();
-    throw err;
-  }
   if (config.secretKeyGenerated) {
     app.log.warn(`SECRET_KEY is not set: using a development key kept in ${config.dataDir}/secret_key (never do this in production)`);
   }
-  app.addHook('onClose', async () => {
-    await core.close();
-    if (ownDb) await db.close();
-  });
+  if (ownDb) app.addHook('onClose', async () => db.close());
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
@@ -125,10 +145,10 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   app.addHook('onRequest', async (_request, reply) => {
     if (!closing) return;
     reply.header('connection', 'close').header('retry-after', '1');
-    return reply.code(503).type('application/problem+json').send(problemBody(503, 'The service is shutting down'));
+    return reply.code(503).type('application/problem+json').send(problemBody(503, 'The service is shutting down', 'shutting_down'));
   });
 
-  registerErrorHandling(app);
+  registerErrorHandling(app, REALM);
   registerRequestChecks(app);
   app.addSchema(Problem);
   app.addSchema(User);
@@ -143,7 +163,6 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     if (config.hsts) reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
   });
 
-  await app.register(formbody);
   if (config.corsOrigins.length) {
     await app.register(cors, {
       origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
@@ -154,6 +173,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     });
   }
 
+  const options = pluginOptions(config, db, clock);
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -173,7 +193,13 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
         securitySchemes: {
           OAuth2PasswordBearer: {
             type: 'oauth2',
-            flows: { password: { tokenUrl: '/auth/token', refreshUrl: '/auth/token', scopes: { ...SCOPES } } },
+            flows: {
+              password: {
+                tokenUrl: '/auth/token',
+                refreshUrl: '/auth/token',
+                scopes: { ...new ScopeRules({ scopes: options.scopes, roles: options.roles }).descriptions },
+              },
+            },
           },
         },
       },
@@ -193,14 +219,22 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  if (config.benchRoutes) await app.register(benchRoutes, { core });
-
-  await app.register(guardPlugin, { tokens: core.tokens, revocations: core.revocations, userStates: core.userStates });
+  // The auth core, registered exactly as a host app would; then the resources on top of it.
+  try {
+    await app.register(gatehouse, options);
+  } catch (err) {
+    if (ownDb) await db.close();
+    throw err;
+  }
+  const core = app.gatehouse;
+  if (config.benchRoutes) {
+    if (config.nodeEnv === 'production') throw new Error('BENCH_ROUTES is for benchmarks only and is refused with NODE_ENV=production');
+    await app.register(benchRoutes, { core });
+  }
   await app.register(opsRoutes, { core });
-  await app.register(authRoutes, { core });
   await app.register(userRoutes, { core });
-  await app.register(postRoutes, { core });
+  await app.register(blog, { core });
   await app.register(adminRoutes, { core });
 
-  return { app, core };
+  return { app, core, config };
 }

@@ -11,8 +11,9 @@ import { parseArgs } from 'node:util';
 import { checkPasswordPolicy, policyOf } from './auth/password-policy.js';
 import { PasswordHasher } from './auth/passwords.js';
 import { announceUserChange } from './admin/announce.js';
-import { changeUser, LastAdminError } from './admin/queries.js';
-import { createUser, findUserForLogin, isValidEmail, normalizeUsername, UniqueViolation, USERNAME_RE } from './auth/users.js';
+import { AuthError } from './auth/errors.js';
+import { isValidEmail, LastAdminError, normalizeUsername, USERNAME_RE, UsersRepository } from './auth/users.js';
+import { systemClock } from './clock.js';
 import { ConfigError, loadConfig, loadDotEnv, type Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
@@ -110,18 +111,20 @@ const commands: Record<string, Command> = {
     );
     if (failures.length) throw new CliError(`password ${failures.map((f) => f.message).join('; ')}`);
     const hash = await new PasswordHasher(1, 1).hash(password);
+    // A new user is in no node's cache: nothing to announce.
     const user = await withDatabase(config, (db) =>
-      createUser(db, {
-        username,
-        email: values.email!,
-        fullName: values['full-name'] ?? null,
-        passwordHash: hash,
-        role: values.admin ? 'admin' : 'user',
-        now: new Date(),
-      }).catch((err) => {
-        if (err instanceof UniqueViolation) throw new CliError(`that ${err.field} is already taken`);
-        throw err;
-      }),
+      new UsersRepository(db, systemClock, async () => {})
+        .create({
+          username,
+          email: values.email!,
+          fullName: values['full-name'] ?? null,
+          passwordHash: hash,
+          role: values.admin ? 'admin' : 'user',
+        })
+        .catch((err: unknown) => {
+          if (err instanceof AuthError) throw new CliError(`that ${err.code === 'email_taken' ? 'email' : 'username'} is already taken`);
+          throw err;
+        }),
     );
     process.stdout.write(`created ${user.role} ${user.username} (${user.id})\n`);
   },
@@ -134,15 +137,16 @@ const commands: Record<string, Command> = {
     }
     const config = loadConfig();
     const { user, changed, unannounced } = await withDatabase(config, async (db) => {
-      const found = await findUserForLogin(db, login);
+      // Running nodes cache roles: the repository tells them, so a demoted admin's tokens fail now.
+      const unannounced: string[] = [];
+      const users = new UsersRepository(db, systemClock, async (id) => unannounced.push(...(await announceUserChange(db, config, id))));
+      const found = await users.findForLogin(login);
       if (!found) throw new CliError(`no user ${login}`);
-      const result = await changeUser(db, found.id, { role }, new Date()).catch((err) => {
+      const result = await users.change(found.id, { role }).catch((err: unknown) => {
         if (err instanceof LastAdminError) throw new CliError(`${found.username} is the last enabled admin; promote someone else first`);
         throw err;
       });
       if (!result) throw new CliError(`no user ${login}`);
-      // Running nodes cache roles: tell them, so a demoted admin's tokens fail now.
-      const unannounced = result.changed ? await announceUserChange(db, config, found.id) : [];
       return { ...result, unannounced };
     });
     if (unannounced.length) {

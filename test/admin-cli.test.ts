@@ -87,7 +87,7 @@ describe('cli set-role', () => {
       const shared = await openTestDatabase('postgres');
       const node = await startApp({ db: shared, env: withRedis ? { REDIS_URL: process.env.REDIS_URL } : {} });
       const dataDir = tempDir('gatehouse-cli-data-');
-      const env: Record<string, string> = { DATABASE_URL: shared.url!, DATA_DIR: dataDir, REDIS_PREFIX: node.core.config.redisPrefix };
+      const env: Record<string, string> = { DATABASE_URL: shared.url!, DATA_DIR: dataDir, REDIS_PREFIX: node.config.redisPrefix };
       if (withRedis) env.REDIS_URL = process.env.REDIS_URL!;
       try {
         await makeAdmin(node, await registerAndLogin(node.http)); // someone stays admin

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { changeUser, LastAdminError } from '../src/admin/queries.js';
+import { LastAdminError, UsersRepository } from '../src/auth/users.js';
+import { systemClock } from '../src/clock.js';
 import type { Database } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
 import {
@@ -214,11 +215,8 @@ for (const backend of backends()) {
         await tdb.db.query(`UPDATE users SET role = 'user'`);
         const a = await insertUser(tdb.db, 'admin');
         const b = await insertUser(tdb.db, 'admin');
-        const now = new Date();
-        const results = await Promise.allSettled([
-          changeUser(tdb.db, b, changes[round % 3]!, now),
-          changeUser(tdb.db, a, changes[(round + 1) % 3]!, now),
-        ]);
+        const users = new UsersRepository(tdb.db, systemClock, async () => {});
+        const results = await Promise.allSettled([users.change(b, changes[round % 3]!), users.change(a, changes[(round + 1) % 3]!)]);
         const ok = results.filter((r) => r.status === 'fulfilled');
         const refused = results.filter((r) => r.status === 'rejected');
         assert.equal(ok.length, 1, `round ${round}`);

@@ -169,10 +169,10 @@ describe('development secret key', () => {
       let b;
       let aOpen = true;
       try {
-        assert.equal(a.core.config.secretKeyGenerated, true);
+        assert.equal(a.config.secretKeyGenerated, true);
         const u = await registerAndLogin(a.http);
         b = await startApp({ db: tdb, env });
-        assert.equal(b.core.config.secretKey, a.core.config.secretKey);
+        assert.equal(b.config.secretKey, a.config.secretKey);
         // App A stops; its token keeps working on the next one.
         await a.close();
         aOpen = false;

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { MovableClock } from '../src/clock.js';
 import { openPostgres } from '../src/db/client.js';
-import { PG_LISTENER_NAME } from '../src/stores/events.js';
+import { PG_LISTENER_NAME } from '../src/auth/event-bus.js';
 import {
   eventually,
   hasRedis,
@@ -278,7 +278,7 @@ describe('Redis failures (a redis-server of this test’s own)', { skip: !hasSer
     const heard: Array<Record<string, unknown>> = [];
     try {
       await listener.connect();
-      await listener.subscribe(`${a.core.config.redisPrefix}events`);
+      await listener.subscribe(`${a.config.redisPrefix}events`);
       listener.on('message', (_channel: string, message: string) => heard.push(JSON.parse(message) as Record<string, unknown>));
       const u = await registerAndLogin(a.http);
       assert.equal((await a.http.request('POST', '/auth/logout', { token: u.access })).status, 204);

@@ -1,6 +1,6 @@
 // Telling running nodes that a user changed, from outside a node (the CLI).
 // Nodes cache user states and forget one on a `{type: "user"}` event (see
-// src/stores/events.ts): on PostgreSQL LISTEN/NOTIFY when only DATABASE_URL
+// src/auth/event-bus.ts): on PostgreSQL LISTEN/NOTIFY when only DATABASE_URL
 // is set, on Redis pub/sub (`${REDIS_PREFIX}events`) when REDIS_URL is set.
 // The embedded database needs nothing: no node can be running on it while
 // the CLI holds its data directory.
@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 
-/** The channel names of src/stores/events.ts (a node's bus). */
+/** The channel names of src/auth/event-bus.ts (a node's bus). */
 export const PG_EVENTS_CHANNEL = 'gatehouse_events';
 export const redisEventsChannel = (prefix: string) => `${prefix}events`;
 

@@ -1,12 +1,13 @@
 // User administration (scope admin): list users, disable them, change roles.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AuthCore } from '../auth/core.js';
+import { AuthError, notFound } from '../auth/errors.js';
 import { principalOf } from '../auth/guard.js';
+import { isUuid } from '../auth/ids.js';
 import { User } from '../auth/schemas.js';
-import { toPublicUser } from '../auth/users.js';
-import { decodeCursor, isUuid, PageQuery } from '../http/pagination.js';
-import { HttpProblem } from '../http/problem.js';
-import { changeUser, LastAdminError, listUsers } from './queries.js';
+import { LastAdminError, toPublicUser } from '../auth/users.js';
+import { PageQuery, pageRequest } from '../http/pagination.js';
+import { listUsers } from './queries.js';
 
 const UserPage = Type.Object(
   {
@@ -24,7 +25,7 @@ const guarded = {
 };
 
 export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
-  const { db, clock, sessions, userStates } = core;
+  const { db, sessions, users } = core;
 
   app.get(
     '/admin/users',
@@ -38,9 +39,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async 
       },
     },
     async (request) => {
-      const { limit = 20, cursor } = request.query;
-      const after = cursor === undefined ? undefined : decodeCursor(cursor);
-      return listUsers(db, { limit, after });
+      return listUsers(db, pageRequest(request.query));
     },
   );
 
@@ -71,25 +70,22 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async 
     async (request) => {
       const me = principalOf(request);
       const { id } = request.params;
-      if (!isUuid(id)) throw new HttpProblem(404, 'User not found');
+      if (!isUuid(id)) throw notFound('User not found');
       let result;
       try {
-        result = await changeUser(db, id, request.body, new Date(clock.now()));
+        // The repository invalidates every node's copy of the user first thing after the commit.
+        result = await users.change(id, request.body);
       } catch (err) {
         if (err instanceof LastAdminError) {
           const who = id === me.userId ? 'yourself' : 'this user';
-          throw new HttpProblem(409, `Refused: changing ${who} would leave no enabled administrator`);
+          throw new AuthError('last_admin', `Refused: changing ${who} would leave no enabled administrator`);
         }
         throw err;
       }
-      if (!result) throw new HttpProblem(404, 'User not found');
+      if (!result) throw notFound('User not found');
       const { user, changed } = result;
       if (changed) {
-        // Access tokens fail on their next use on every node once the
-        // user-state caches forget this user: first, so that nothing after
-        // the committed UPDATE can keep them alive. Refresh tokens are refused
-        // for a disabled user anyway; their sessions end too.
-        await userStates.changed(user.id);
+        // Refresh tokens are refused for a disabled user anyway; their sessions end too.
         if (user.disabled) await sessions.revokeUserSessions(user.id);
         request.log.info(
           { event: 'admin_user_changed', by: me.userId, userId: user.id, role: user.role, disabled: user.disabled },

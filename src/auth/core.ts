@@ -1,111 +1,126 @@
-// The auth core, assembled: everything the guard and the /auth routes need,
-// built from config and a database. Resource modules receive this; the core
-// imports nothing from them.
-import type { Redis } from 'ioredis';
+// The auth core, assembled from the plugin's resolved options and a
+// database: tokens, sessions, revocations, users, limits and the grants.
+// This is what the plugin decorates as `fastify.gatehouse`. The core
+// imports nothing from the resources (users/, posts/, admin/).
 import type { FastifyBaseLogger } from 'fastify';
-import type { Clock } from '../clock.js';
-import type { Config } from '../config.js';
+import type { Redis } from 'ioredis';
+import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../db/client.js';
-import { LocalBus, PgBus, RedisBus, type EventBus } from '../stores/events.js';
+import { LocalBus, PgBus, RedisBus, type EventBus } from './event-bus.js';
+import { Grants } from './grants.js';
 import { loadSigningKeys, type SigningKeys } from './keys.js';
+import type { ResolvedOptions } from './options.js';
 import { PasswordHasher } from './passwords.js';
 import { AuthRateLimits } from './rate-limit.js';
 import { Revocations } from './revocations.js';
+import { ScopeRules } from './scopes.js';
 import { Sessions } from './sessions.js';
 import { TokenService } from './tokens.js';
 import { UserStates } from './user-state.js';
+import { UsersRepository } from './users.js';
 
 export interface AuthCore {
-  config: Config;
+  options: ResolvedOptions;
   clock: Clock;
   db: Database;
   keys: SigningKeys;
+  scopes: ScopeRules;
   hasher: PasswordHasher;
   tokens: TokenService;
   bus: EventBus;
   revocations: Revocations;
   userStates: UserStates;
+  users: UsersRepository;
   sessions: Sessions;
   limits: AuthRateLimits;
-  /** The Redis command connection, when REDIS_URL is set. */
+  grants: Grants;
+  /** Our Redis command connection, when Redis is configured. */
   redis: Redis | undefined;
   start(): Promise<void>;
   close(): Promise<void>;
 }
 
-const MINUTE = 60_000;
-const DAY = 24 * 60 * MINUTE;
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
 
-export function createAuthCore(config: Config, db: Database, clock: Clock, log: FastifyBaseLogger): AuthCore {
-  const warn = (msg: string, err?: unknown) => log.warn({ err: err instanceof Error ? err.message : err }, msg);
-  const keys = loadSigningKeys({
-    algorithm: config.algorithm,
-    secretKey: config.secretKey,
-    privateKeyPem: config.jwtPrivateKey,
-    dataDir: config.dataDir,
-  });
-  const accessTtlSeconds = config.accessTokenExpireMinutes * 60;
-  const tokens = new TokenService({
-    keys,
-    issuer: config.jwtIssuer,
-    audience: config.jwtAudience,
-    accessTtlSeconds,
-    leewaySeconds: config.jwtLeewaySeconds,
-    clock,
-  });
-  let bus: EventBus;
-  let redis: Redis | undefined;
-  if (config.redisUrl) {
-    const rb = new RedisBus(config.redisUrl, config.redisPrefix, warn);
-    redis = rb.pub;
-    bus = rb;
-  } else if (db.kind === 'postgres' && config.databaseUrl) {
-    bus = new PgBus(config.databaseUrl, async (channel, payload) => {
+function createBus(options: ResolvedOptions, db: Database, warn: (msg: string, err?: unknown) => void): EventBus {
+  if (options.redis) return new RedisBus(options.redis, options.redisPrefix, warn);
+  if (db.kind === 'postgres' && db.url) {
+    return new PgBus(db.url, async (channel, payload) => {
       await db.query('SELECT pg_notify($1, $2)', [channel, payload]);
     }, warn);
-  } else {
-    bus = new LocalBus(warn);
   }
+  return new LocalBus(warn);
+}
+
+export function createAuthCore(options: ResolvedOptions, db: Database, log: FastifyBaseLogger): AuthCore {
+  const clock = options.clock ?? systemClock;
+  const warn = (msg: string, err?: unknown) => log.warn({ err: err instanceof Error ? err.message : err }, msg);
+  const keys = loadSigningKeys({
+    algorithm: options.algorithm,
+    secretKey: options.secretKey,
+    privateKeyPem: options.privateKey,
+    dataDir: options.keyDir ?? '.',
+  });
+  const scopes = new ScopeRules({ scopes: options.scopes, roles: options.roles });
+  const tokens = new TokenService({
+    keys,
+    issuer: options.issuer,
+    audience: options.audience,
+    accessTtlSeconds: options.accessTokenTtlSeconds,
+    leewaySeconds: options.leewaySeconds,
+    clock,
+  });
+  const bus = createBus(options, db, warn);
+  const redis = bus instanceof RedisBus ? bus.pub : undefined;
   let storeWarnedAt = -Infinity;
   const storeError = (err: unknown) => {
     // Once per 10 s, not once per request, during an outage.
-    if (Date.now() - storeWarnedAt < 10_000) return;
+    if (Date.now() - storeWarnedAt < 10 * SECOND) return;
     storeWarnedAt = Date.now();
     warn('PostgreSQL did not answer a security check: answering 503', err);
   };
-  const revocations = new Revocations(db, bus, clock, accessTtlSeconds * 1000, config.jwtLeewaySeconds * 1000, storeError);
+  const revocations = new Revocations(db, bus, clock, tokens, storeError);
   const userStates = new UserStates(db, bus, undefined, storeError);
+  const users = new UsersRepository(db, clock, (id) => userStates.changed(id));
   const sessions = new Sessions(db, clock, revocations, {
-    refreshTtlMs: config.refreshTokenExpireDays * DAY,
-    sessionMaxMs: config.sessionMaxDays * DAY,
-    graceMs: config.refreshReuseGraceSeconds * 1000,
-    retentionMs: config.sessionRetentionDays * DAY,
-    secret: config.secretKey,
+    refreshTtlMs: options.refreshTokenTtlSeconds * SECOND,
+    sessionMaxMs: options.sessionMaxSeconds * SECOND,
+    graceMs: options.refreshGraceSeconds * SECOND,
+    retentionMs: options.sessionRetentionSeconds * SECOND,
+    secret: options.secretKey,
+    prefix: options.refreshTokenPrefix,
     onReuse: ({ userId, sessionId, ip }) =>
-      log.warn({ event: 'refresh_token_reuse', userId, sessionId, ip }, 'refresh token reuse detected: session revoked'),
+      log.warn({ event: 'refresh_token_reuse', code: 'refresh_token_reused', userId, sessionId, ip }, 'refresh token reuse detected: session revoked'),
   });
-  const limits = new AuthRateLimits(
-    {
-      tokenPerMinute: config.rateLimitTokenPerMinute,
-      registerPerHour: config.rateLimitRegisterPerHour,
-      failedLoginsPerAccount: config.rateLimitFailedLoginsPerAccount,
-    },
-    { redis, redisPrefix: config.redisPrefix, db },
-  );
-  const hasher = new PasswordHasher(config.hashConcurrency, config.hashQueueMax);
+  const limits = new AuthRateLimits(options.limits, { redis, redisPrefix: options.redisPrefix, db });
+  const hasher = new PasswordHasher(options.hashing.concurrency, options.hashing.queueMax);
+  const grants = new Grants({
+    users,
+    hasher,
+    limits,
+    sessions,
+    tokens,
+    scopes,
+    passwordMaxLength: options.passwordPolicy.maxLength,
+    log,
+  });
 
   return {
-    config,
+    options,
     clock,
     db,
     keys,
+    scopes,
     hasher,
     tokens,
     bus,
     revocations,
     userStates,
+    users,
     sessions,
     limits,
+    grants,
     redis,
     async start() {
       await hasher.prepare();

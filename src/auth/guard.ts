@@ -3,13 +3,19 @@
 // a typed principal on `request.principal`. Verification costs no database
 // round trip while nothing changed: signature (cached), denylist and user
 // state are all local, kept in step across nodes by the event bus.
-import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
-import fp from 'fastify-plugin';
-import { HttpProblem } from '../http/problem.js';
-import type { Revocations } from './revocations.js';
-import { parseScope, roleAllows, type Role, type Scope } from './scopes.js';
-import { InvalidTokenError, type TokenService } from './tokens.js';
-import type { UserStates } from './user-state.js';
+//
+// It fails closed: the guard is one onRequest hook on the root instance, so
+// it runs for every route of the app, whenever and wherever the route was
+// registered; the plugin refuses to be registered anywhere else (a route
+// outside the guard's context could otherwise declare `auth` and be open).
+// It answers its 401 and 403 itself, so a host's error handler cannot turn
+// them into something else.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AuthError, insufficientScope, invalidToken, notAuthenticated } from './errors.js';
+import { sendProblem } from '../http/render.js';
+import type { AuthCore } from './core.js';
+import { parseScope, type Role } from './scopes.js';
+import { InvalidTokenError } from './tokens.js';
 import type { PublicUser } from './users.js';
 
 export interface Principal {
@@ -26,7 +32,7 @@ export interface Principal {
 }
 
 export interface RouteAuth {
-  scopes?: readonly Scope[];
+  scopes?: readonly string[];
   /** Anonymous callers pass through with `principal` null; a presented token must still be valid. */
   optional?: boolean;
 }
@@ -40,51 +46,36 @@ declare module 'fastify' {
   }
 }
 
-export const REALM = 'gatehouse';
 // RFC 6750 §2.1 b64token.
 const BEARER_RE = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 
-export function unauthorized(description?: string): HttpProblem {
-  const header = description
-    ? `Bearer realm="${REALM}", error="invalid_token", error_description="${description}"`
-    : `Bearer realm="${REALM}"`;
-  return new HttpProblem(401, description ?? 'Not authenticated', { headers: { 'www-authenticate': header } });
-}
-
-export function insufficientScope(needed: readonly string[]): HttpProblem {
-  const scope = needed.join(' ');
-  return new HttpProblem(403, `Not enough permissions: this needs the scope "${scope}"`, {
-    headers: { 'www-authenticate': `Bearer realm="${REALM}", error="insufficient_scope", scope="${scope}"` },
-  });
-}
-
 /** The principal of a route declared with required scopes (never null there). */
 export function principalOf(request: FastifyRequest): Principal {
-  if (!request.principal) throw unauthorized();
+  if (!request.principal) throw notAuthenticated();
   return request.principal;
 }
 
-export interface GuardDeps {
-  tokens: TokenService;
-  revocations: Revocations;
-  userStates: UserStates;
-}
+export type GuardCore = Pick<AuthCore, 'tokens' | 'revocations' | 'userStates' | 'scopes'>;
 
-/** Bearer token → principal, or a 401 problem. */
-export async function authenticate(deps: GuardDeps, token: string): Promise<Principal> {
-  let claims;
+/** Signature and claims only: throws the 401 AuthError. */
+export function verifyAccessToken(core: Pick<AuthCore, 'tokens'>, token: string) {
   try {
-    claims = deps.tokens.verify(token);
+    return core.tokens.verify(token);
   } catch (err) {
-    if (err instanceof InvalidTokenError) throw unauthorized(err.description);
+    if (err instanceof InvalidTokenError) throw invalidToken(err.description);
     throw err;
   }
-  if (await deps.revocations.isRevoked(claims.jti, claims.sid)) throw unauthorized('The access token has been revoked');
-  const user = await deps.userStates.get(claims.sub);
-  if (!user.exists || user.disabled || !user.profile) throw unauthorized('The user is disabled or no longer exists');
+}
+
+/** Bearer token → principal, or a 401 AuthError. */
+export async function authenticate(core: GuardCore, token: string): Promise<Principal> {
+  const claims = verifyAccessToken(core, token);
+  if (await core.revocations.isRevoked(claims.jti, claims.sid)) throw invalidToken('The access token has been revoked');
+  const user = await core.userStates.get(claims.sub);
+  if (!user.exists || user.disabled || !user.profile) throw invalidToken('The user is disabled or no longer exists');
   const scopes = parseScope(claims.scope);
   // A demoted user's tokens lose what the new role does not allow.
-  if (!roleAllows(user.role, scopes)) throw unauthorized('The access token carries a scope the user no longer holds');
+  if (!core.scopes.roleAllows(user.role, scopes)) throw invalidToken('The access token carries a scope the user no longer holds');
   return {
     userId: claims.sub,
     username: user.username,
@@ -104,35 +95,51 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   if (m) return m[1];
   // Some other scheme (Basic…) is no Bearer credential at all.
   if (!/^bearer(\s|$)/i.test(header)) return undefined;
-  throw unauthorized('The Authorization header is not a valid Bearer token');
+  throw invalidToken('The Authorization header is not a valid Bearer token');
 }
 
-function guardFor(deps: GuardDeps, auth: RouteAuth): onRequestHookHandler {
+/** Checks the request against a route's rule; sets `request.principal`. */
+async function check(core: GuardCore, auth: RouteAuth, request: FastifyRequest): Promise<void> {
+  const token = bearerToken(request);
+  if (token === undefined) {
+    if (auth.optional) return;
+    throw notAuthenticated();
+  }
+  const principal = await authenticate(core, token);
+  request.principal = principal;
   const needed = auth.scopes ?? [];
-  return async function guard(request: FastifyRequest, _reply: FastifyReply) {
-    const token = bearerToken(request);
-    if (token === undefined) {
-      if (auth.optional) return;
-      throw unauthorized();
-    }
-    const principal = await authenticate(deps, token);
-    request.principal = principal;
-    const missing = needed.filter((s) => !principal.scopes.includes(s));
-    if (missing.length) throw insufficientScope(needed);
-  };
+  if (needed.some((s) => !principal.scopes.includes(s))) throw insufficientScope(needed);
 }
 
-/** Registers the guard; must be registered before the routes it protects. */
-export const guardPlugin = fp<GuardDeps>(
-  async (app: FastifyInstance, deps: GuardDeps) => {
-    app.decorateRequest('principal', null);
-    app.addHook('onRoute', (route) => {
-      const auth = route.config?.auth;
-      if (!auth) return;
-      const existing = route.onRequest ? (Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]) : [];
-      // The guard runs first, before the body is even read.
-      route.onRequest = [guardFor(deps, auth), ...existing];
-    });
-  },
-  { name: 'gatehouse-guard' },
-);
+/** Whether `app` is the root instance (encapsulated contexts inherit `server`; only the root owns it). */
+function isRoot(app: FastifyInstance): boolean {
+  return Object.prototype.hasOwnProperty.call(app, 'server');
+}
+
+/** Installs the guard on the root instance `app` (the plugin calls this; see plugin.ts). */
+export function installGuard(app: FastifyInstance, core: GuardCore, realm: string): void {
+  if (!isRoot(app)) {
+    throw new Error(
+      'gatehouse must be registered on the root Fastify instance: inside an encapsulated context its guard could not see every route that declares config.auth',
+    );
+  }
+  app.decorateRequest('principal', null);
+  // Routes registered from here on are checked at start-up: a scope nobody can hold is a typo, not a rule.
+  app.addHook('onRoute', (route) => {
+    for (const s of route.config?.auth?.scopes ?? []) {
+      if (!core.scopes.isScope(s)) {
+        throw new Error(`route ${route.method} ${route.url} requires the unknown scope "${s}"; declare it in the gatehouse options`);
+      }
+    }
+  });
+  app.addHook('onRequest', async function gatehouseGuard(request: FastifyRequest, reply: FastifyReply) {
+    const auth = request.routeOptions.config?.auth;
+    if (!auth) return;
+    try {
+      await check(core, auth, request);
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      return sendProblem(reply, err, realm);
+    }
+  });
+}

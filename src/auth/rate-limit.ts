@@ -20,7 +20,7 @@ import {
   type RateLimiterAbstract,
 } from 'rate-limiter-flexible';
 import type { Database } from '../db/client.js';
-import { HttpProblem } from '../http/problem.js';
+import { rateLimited } from './errors.js';
 
 export interface RateLimitOptions {
   tokenPerMinute: number;
@@ -133,7 +133,7 @@ export class AuthRateLimits {
     for (const [limiter, key] of this.counters(account, ip)) {
       if (!limiter) continue;
       const res = await limiter.get(key);
-      if (res && res.consumedPoints >= limiter.points) throw tooMany('Too many failed logins', res.msBeforeNext);
+      if (res && res.consumedPoints >= limiter.points) throw rateLimited('Too many failed logins', res.msBeforeNext);
     }
   }
 
@@ -158,12 +158,7 @@ async function consume(limiter: RateLimiterAbstract | undefined, key: string, wh
   try {
     await limiter.consume(key);
   } catch (res) {
-    if (res instanceof RateLimiterRes) throw tooMany(what, res.msBeforeNext);
+    if (res instanceof RateLimiterRes) throw rateLimited(what, res.msBeforeNext);
     throw res;
   }
-}
-
-function tooMany(what: string, msBeforeNext: number): HttpProblem {
-  const seconds = Math.max(1, Math.ceil(msBeforeNext / 1000));
-  return new HttpProblem(429, `${what}; try again in ${seconds} s`, { headers: { 'retry-after': String(seconds) } });
 }

@@ -7,8 +7,9 @@
 // guess either way).
 import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/client.js';
-import { HttpProblem } from '../http/problem.js';
-import type { EventBus, GatehouseEvent } from '../stores/events.js';
+import { storeUnavailable } from './errors.js';
+import type { EventBus, GatehouseEvent } from './event-bus.js';
+import type { TokenService } from './tokens.js';
 
 /**
  * Margin added to how long a revoked session stays in memory: covers clock
@@ -16,11 +17,6 @@ import type { EventBus, GatehouseEvent } from '../stores/events.js';
  * token issued by a refresh that raced the revocation.
  */
 const MARGIN_MS = 60_000;
-
-/** The store that must answer a security check did not: 503, and nothing internal in it. */
-export function storeUnavailable(): HttpProblem {
-  return new HttpProblem(503, 'The service is temporarily unavailable; try again shortly', { headers: { 'retry-after': '5' } });
-}
 
 export class Revocations {
   private readonly jtis = new Map<string, number>();
@@ -31,8 +27,8 @@ export class Revocations {
     private readonly db: Queryable,
     private readonly bus: EventBus,
     private readonly clock: Clock,
-    private readonly accessTtlMs: number,
-    private readonly leewayMs: number,
+    /** Token lifetimes and leeway: how long a revocation must be remembered. */
+    private readonly tokens: Pick<TokenService, 'accessTtlSeconds' | 'usableUntilMs'>,
     private readonly onStoreError: (err: unknown) => void = () => {},
   ) {
     bus.subscribe((e) => this.apply(e));
@@ -45,7 +41,8 @@ export class Revocations {
    * or a node that rebuilds (or checks in fallback) would forget it.
    */
   get horizonMs(): number {
-    return this.accessTtlMs + this.leewayMs + MARGIN_MS;
+    // The last moment a token issued now can be presented, less now.
+    return this.tokens.usableUntilMs(this.tokens.accessTtlSeconds) + MARGIN_MS;
   }
 
   async isRevoked(jti: string, sid: string): Promise<boolean> {
@@ -68,7 +65,7 @@ export class Revocations {
 
   /** Revokes one access token until it would have expired (RFC 7009). */
   async revokeAccessToken(jti: string, expSeconds: number): Promise<void> {
-    const until = expSeconds * 1000 + this.leewayMs;
+    const until = this.tokens.usableUntilMs(expSeconds);
     await this.db.query(
       'INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING',
       [jti, new Date(until)],

@@ -8,13 +8,13 @@
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { Database, Queryable } from '../db/client.js';
-import { OAuthError } from '../http/problem.js';
+import { deriveKey } from './derived-keys.js';
+import { AuthError, type ErrorCode } from './errors.js';
 import type { Revocations } from './revocations.js';
 import type { Role } from './scopes.js';
 
-/** A recognisable prefix, so secret scanners can spot leaked refresh tokens. */
+/** The default prefix: recognisable, so secret scanners can spot leaked refresh tokens. */
 export const REFRESH_TOKEN_PREFIX = 'ghr_';
-const REFRESH_TOKEN_RE = /^ghr_[A-Za-z0-9_-]{43}$/;
 
 export interface SessionMeta {
   userAgent: string | null;
@@ -50,21 +50,27 @@ export interface SessionOptions {
   graceMs: number;
   retentionMs: number;
   secret: string;
+  /** Prefix of every refresh token (default `ghr_`). */
+  prefix?: string;
   onReuse: (info: { userId: string; sessionId: string; ip: string | null }) => void;
 }
 
-const INVALID = () => new OAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked');
+// One description for every way a refresh token fails (the codes, which reach the logs, tell them apart).
+const INVALID = (code: ErrorCode = 'refresh_token_invalid') => new AuthError(code, 'The refresh token is invalid, expired or revoked');
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('base64url');
 }
 
-export function looksLikeRefreshToken(token: string): boolean {
-  return REFRESH_TOKEN_RE.test(token);
+/** The shape of a refresh token with this prefix: 256 bits, base64url. */
+export function refreshTokenPattern(prefix = REFRESH_TOKEN_PREFIX): RegExp {
+  return new RegExp(`^${prefix}[A-Za-z0-9_-]{43}$`);
 }
 
 export class Sessions {
   private readonly successorKey: Buffer;
+  private readonly prefix: string;
+  private readonly shape: RegExp;
   private housekeeper: NodeJS.Timeout | undefined;
   private housekeeping: Promise<void> | undefined;
 
@@ -74,18 +80,25 @@ export class Sessions {
     private readonly revocations: Revocations,
     private readonly opts: SessionOptions,
   ) {
-    this.successorKey = createHmac('sha256', opts.secret).update('gatehouse refresh-token successor v1').digest();
+    this.successorKey = deriveKey(opts.secret, 'refresh-token successor v1');
+    this.prefix = opts.prefix ?? REFRESH_TOKEN_PREFIX;
+    this.shape = refreshTokenPattern(this.prefix);
+  }
+
+  /** Whether a string has the shape of one of our refresh tokens (says nothing of its validity). */
+  looksLikeRefreshToken(token: string): boolean {
+    return this.shape.test(token);
   }
 
   private successorOf(token: string): string {
-    return REFRESH_TOKEN_PREFIX + createHmac('sha256', this.successorKey).update(token).digest('base64url');
+    return this.prefix + createHmac('sha256', this.successorKey).update(token).digest('base64url');
   }
 
   /** Opens a session at login; returns its id and first refresh token. */
   async open(userId: string, scope: string, meta: SessionMeta): Promise<{ sessionId: string; refreshToken: string }> {
     const now = this.clock.now();
     const sessionId = randomUUID();
-    const refreshToken = REFRESH_TOKEN_PREFIX + randomBytes(32).toString('base64url');
+    const refreshToken = this.prefix + randomBytes(32).toString('base64url');
     const sessionEnd = now + this.opts.sessionMaxMs;
     await this.db.query(
       `WITH s AS (
@@ -114,7 +127,7 @@ export class Sessions {
    * that fails for any reason never uses up its refresh token.
    */
   async refresh(token: string, meta: SessionMeta, authorize: (ctx: RefreshContext) => string): Promise<RefreshResult> {
-    if (!looksLikeRefreshToken(token)) throw INVALID();
+    if (!this.looksLikeRefreshToken(token)) throw INVALID();
     const now = this.clock.now();
     const hash = hashToken(token);
     const row = (
@@ -139,8 +152,9 @@ export class Sessions {
         [hash],
       )
     ).rows[0];
-    if (!row || row.revoked_at || row.disabled) throw INVALID();
-    if (row.token_expires_at.getTime() <= now || row.session_expires_at.getTime() <= now) throw INVALID();
+    if (!row || row.disabled) throw INVALID();
+    if (row.revoked_at) throw INVALID('session_revoked');
+    if (row.token_expires_at.getTime() <= now || row.session_expires_at.getTime() <= now) throw INVALID('refresh_token_expired');
 
     const ctx: RefreshContext = {
       userId: row.user_id,
@@ -177,7 +191,7 @@ export class Sessions {
     // Reuse of a rotated token: assume it was stolen and end the session.
     const ended = await this.revokeWhere('id = $1', [row.session_id]);
     if (ended.length) this.opts.onReuse({ userId: row.user_id, sessionId: row.session_id, ip: meta.ip });
-    throw INVALID();
+    throw INVALID('refresh_token_reused');
   }
 
   /** Marks the token used and stores its successor, in one statement: exactly one request wins. */
@@ -204,7 +218,7 @@ export class Sessions {
 
   /** Revokes the session a refresh token belongs to (RFC 7009). Unknown tokens are ignored. */
   async revokeByRefreshToken(token: string): Promise<boolean> {
-    if (!looksLikeRefreshToken(token)) return false;
+    if (!this.looksLikeRefreshToken(token)) return false;
     const ended = await this.revokeWhere('id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)', [hashToken(token)]);
     return ended.length > 0;
   }

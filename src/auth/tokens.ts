@@ -77,6 +77,11 @@ export class TokenService {
     return this.opts.accessTtlSeconds;
   }
 
+  /** Until when (ms since the epoch) a token expiring at `expSeconds` is still accepted: the one place leeway meets exp. */
+  usableUntilMs(expSeconds: number): number {
+    return (expSeconds + this.opts.leewaySeconds) * 1000;
+  }
+
   issue(claims: { sub: string; sid: string; scope: string; username: string }): IssuedAccessToken {
     const iat = Math.floor(this.opts.clock.now() / 1000);
     const exp = iat + this.opts.accessTtlSeconds;
@@ -117,9 +122,10 @@ export class TokenService {
     ) {
       throw new InvalidTokenError('The access token is invalid');
     }
-    const now = this.opts.clock.now() / 1000;
+    const nowMs = this.opts.clock.now();
+    if (!opts.ignoreExpiration && this.usableUntilMs(claims.exp) <= nowMs) throw new InvalidTokenError('The access token expired');
+    const now = nowMs / 1000;
     const leeway = this.opts.leewaySeconds;
-    if (!opts.ignoreExpiration && claims.exp + leeway <= now) throw new InvalidTokenError('The access token expired');
     if (claims.nbf !== undefined && claims.nbf - leeway > now) throw new InvalidTokenError('The access token is not yet valid');
     if (claims.iat - leeway > now) throw new InvalidTokenError('The access token is not yet valid');
     return claims;

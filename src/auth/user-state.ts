@@ -3,8 +3,8 @@
 // changed: a bounded per-node cache, invalidated through the event bus on
 // every node. While the bus is unhealthy, PostgreSQL is asked every time.
 import type { Queryable } from '../db/client.js';
-import type { EventBus } from '../stores/events.js';
-import { storeUnavailable } from './revocations.js';
+import type { EventBus } from './event-bus.js';
+import { storeUnavailable } from './errors.js';
 import type { Role } from './scopes.js';
 import { toPublicUser, type PublicUser, type UserRow } from './users.js';
 

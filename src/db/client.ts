@@ -18,6 +18,8 @@ export interface Queryable {
 
 export interface Database extends Queryable {
   readonly kind: 'postgres' | 'pglite';
+  /** PostgreSQL only: the server's URL, for connections of their own (LISTEN). */
+  readonly url?: string;
   /** PGlite only: a snapshot of the whole data directory (tests clone a migrated template). */
   dump?(): Promise<Blob | File>;
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
@@ -35,8 +37,13 @@ export class DataDirLockedError extends Error {
   }
 }
 
-// pg returns int8/numeric as strings; counts here fit in a double.
-pg.types.setTypeParser(20, (v) => Number(v));
+// pg returns int8 as a string; counts here fit in a double. Our pools only:
+// pg's global parsers belong to whoever else uses pg in the process.
+const INT8 = 20;
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8 && format !== 'binary' ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
 
 // Parameterised statements are prepared once per connection under a name
 // derived from their text: PostgreSQL then plans them once instead of on
@@ -66,11 +73,12 @@ async function run(client: pg.Pool | pg.PoolClient, text: string, params?: unkno
 }
 
 export async function openPostgres(url: string, max = 10): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 5_000 });
+  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 5_000, types });
   // An idle client losing its connection must not crash the process.
   pool.on('error', () => {});
   const db: Database = {
     kind: 'postgres',
+    url,
     async query<R>(text: string, params?: unknown[]) {
       const r = await run(pool, text, params);
       return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };

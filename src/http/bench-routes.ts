@@ -1,12 +1,13 @@
-// Benchmark-only routes (BENCH_ROUTES=true, never in a normal deployment):
+// Benchmark-only routes (BENCH_ROUTES=true; refused with NODE_ENV=production):
 // the same JSON as GET /users/me, behind each layer of the guard in turn, so
-// that `npm run bench` can price every layer in one run. They read a token
-// and return a constant; they grant nothing.
+// that `npm run bench` can price every layer in one run. They use the
+// guard's own functions, read a token and return a constant; they grant
+// nothing.
 import type { FastifyInstance } from 'fastify';
 import type { AuthCore } from '../auth/core.js';
-import { bearerToken, unauthorized } from '../auth/guard.js';
+import { invalidToken, notAuthenticated } from '../auth/errors.js';
+import { bearerToken, verifyAccessToken } from '../auth/guard.js';
 import { User } from '../auth/schemas.js';
-import { InvalidTokenError } from '../auth/tokens.js';
 
 const BODY = {
   id: '00000000-0000-4000-8000-000000000000',
@@ -21,13 +22,8 @@ const BODY = {
 export async function benchRoutes(app: FastifyInstance, { core }: { core: AuthCore }): Promise<void> {
   const schema = { hide: true, response: { 200: User } };
   const verify = (token: string | undefined) => {
-    if (!token) throw unauthorized();
-    try {
-      return core.tokens.verify(token);
-    } catch (err) {
-      if (err instanceof InvalidTokenError) throw unauthorized(err.description);
-      throw err;
-    }
+    if (!token) throw notAuthenticated();
+    return verifyAccessToken(core, token);
   };
 
   // The floor: no authentication, no database.
@@ -40,7 +36,7 @@ export async function benchRoutes(app: FastifyInstance, { core }: { core: AuthCo
   // + the revocation check (denylist). GET /users/me adds the user-state check.
   app.get('/_bench/verify-denylist', { schema }, async (request) => {
     const claims = verify(bearerToken(request));
-    if (await core.revocations.isRevoked(claims.jti, claims.sid)) throw unauthorized('The access token has been revoked');
+    if (await core.revocations.isRevoked(claims.jti, claims.sid)) throw invalidToken('The access token has been revoked');
     return BODY;
   });
 }

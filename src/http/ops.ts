@@ -2,7 +2,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AuthCore } from '../auth/core.js';
 import { Problem } from '../auth/schemas.js';
-import { problemBody } from './problem.js';
+import { problemBody } from './render.js';
 
 export const opsRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
   app.get(
@@ -34,7 +34,7 @@ export const opsRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (a
         return reply
           .code(503)
           .type('application/problem+json')
-          .send(problemBody(503, `Not ready: ${failed.join(' and ')} not answering`));
+          .send(problemBody(503, `Not ready: ${failed.join(' and ')} not answering`, 'store_unavailable'));
       }
       return { status: 'ready' as const };
     },

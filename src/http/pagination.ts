@@ -3,11 +3,14 @@
 // Rows inserted while a client walks the pages never shift the pages it has
 // not read yet, which OFFSET could not promise.
 import { Type } from '@fastify/type-provider-typebox';
-import { HttpProblem } from './problem.js';
+import { validationFailed } from '../auth/errors.js';
+import { isUuid } from '../auth/ids.js';
+
+const DEFAULT_LIMIT = 20;
 
 /** The `limit` and `cursor` query parameters of every list endpoint. */
 export const PageQuery = {
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20, description: 'Page size, 1–100' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: DEFAULT_LIMIT, description: 'Page size, 1–100' })),
   cursor: Type.Optional(Type.String({ maxLength: 200, description: 'The `next_cursor` of the previous page' })),
 };
 
@@ -17,13 +20,8 @@ export interface Keyset {
   id: string;
 }
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
-/** A path parameter PostgreSQL would accept as a uuid (anything else is a 404, not a 500). */
-export function isUuid(s: string): boolean {
-  return UUID_RE.test(s);
-}
 
 /**
  * A SQL expression giving `column` as the text a cursor carries: the full
@@ -39,9 +37,14 @@ export function encodeCursor(k: Keyset): string {
 }
 
 const badCursor = () =>
-  new HttpProblem(422, 'The request is not valid', { errors: [{ path: '/cursor', message: 'is not a valid cursor' }] });
+  validationFailed([{ path: '/cursor', message: 'is not a valid cursor' }]);
 
 /** The keyset a cursor names; a 422 naming /cursor for anything that is not one of ours. */
+/** A list endpoint's query → its page size and the position after which the page starts. */
+export function pageRequest(q: { limit?: number; cursor?: string }): { limit: number; after?: Keyset } {
+  return { limit: q.limit ?? DEFAULT_LIMIT, after: q.cursor === undefined ? undefined : decodeCursor(q.cursor) };
+}
+
 export function decodeCursor(cursor: string): Keyset {
   let parsed: unknown;
   try {

@@ -11,7 +11,7 @@
 // their pair (which the driver would silently turn into U+FFFD).
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
-import { HttpProblem, OAuthError } from './problem.js';
+import { AuthError, validationFailed } from '../auth/errors.js';
 
 type BuildValidator = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildValidator'];
 type CompileRoute = (route: { schema: unknown; method: string; url: string; httpPart?: string }) => unknown;
@@ -50,10 +50,8 @@ export function registerRequestChecks(app: FastifyInstance): void {
     for (const part of [request.body, request.query, request.params]) badText(part, '', paths, 0);
     if (paths.length === 0) return;
     if (request.routeOptions.config?.oauth) {
-      throw new OAuthError('invalid_request', `The parameter "${paths[0]!.slice(1).split('/')[0]}" holds characters that are not allowed`);
+      throw new AuthError('invalid_request', `The parameter "${paths[0]!.slice(1).split('/')[0]}" holds characters that are not allowed`);
     }
-    throw new HttpProblem(422, 'The request is not valid', {
-      errors: paths.map((path) => ({ path, message: 'must not contain NUL or unpaired surrogate characters' })),
-    });
+    throw validationFailed(paths.map((path) => ({ path, message: 'must not contain NUL or unpaired surrogate characters' })));
   });
 }

@@ -1,10 +1,11 @@
 // The blog: public reading, writing under `posts:write`, moderation under `admin`.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AuthCore } from '../auth/core.js';
-import { insufficientScope, principalOf, type Principal } from '../auth/guard.js';
+import { AuthError, insufficientScope, notFound as notFoundError } from '../auth/errors.js';
+import { principalOf, type Principal } from '../auth/guard.js';
+import { isUuid } from '../auth/ids.js';
 import { normalizeUsername } from '../auth/users.js';
-import { decodeCursor, isUuid, PageQuery } from '../http/pagination.js';
-import { HttpProblem } from '../http/problem.js';
+import { PageQuery, pageRequest } from '../http/pagination.js';
 import { createPost, deletePost, findPost, listPosts, postExists, toPublicPost, updatePost, userIdByUsername } from './queries.js';
 
 export const TITLE_MAX = 200;
@@ -37,7 +38,7 @@ const Body = Type.String({ maxLength: BODY_MAX, description: `Up to ${BODY_MAX} 
 const PostId = Type.Object({ id: Type.String({ description: 'The post id (a UUID)' }) });
 
 const problem = (description: string) => ({ ...Type.Ref('Problem'), description });
-const notFound = () => new HttpProblem(404, 'Post not found');
+const notFound = () => notFoundError('Post not found');
 /** The guard's answers, for the documentation of protected routes. */
 const guarded = {
   401: problem('Missing, invalid, expired or revoked token (see WWW-Authenticate)'),
@@ -51,11 +52,11 @@ export const postRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
   const editor = (p: Principal) => ({ userId: p.userId, anyAuthor: p.scopes.includes('admin') });
 
   /** After a write matched nothing: the post is missing (404) or someone else's (403). */
-  async function refusal(id: string, p: Principal): Promise<HttpProblem> {
+  async function refusal(id: string, p: Principal): Promise<AuthError> {
     if (!(await postExists(db, id))) return notFound();
     // An admin whose token lacks the scope could get it: say which one.
     if (p.role === 'admin') return insufficientScope(['posts:write', 'admin']);
-    return new HttpProblem(403, 'Only the author of a post may change it');
+    return new AuthError('forbidden', 'Only the author of a post may change it');
   }
 
   app.get(
@@ -72,14 +73,13 @@ export const postRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       },
     },
     async (request) => {
-      const { limit = 20, cursor, author } = request.query;
-      const after = cursor === undefined ? undefined : decodeCursor(cursor);
+      const { author } = request.query;
       let authorId: string | undefined;
       if (author !== undefined) {
         authorId = await userIdByUsername(db, normalizeUsername(author));
         if (!authorId) return { items: [], next_cursor: null };
       }
-      return listPosts(db, { limit, after, authorId });
+      return listPosts(db, { ...pageRequest(request.query), authorId });
     },
   );
 
@@ -193,9 +193,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
     },
     async (request) => {
       const me = principalOf(request);
-      const { limit = 20, cursor } = request.query;
-      const after = cursor === undefined ? undefined : decodeCursor(cursor);
-      return listPosts(db, { limit, after, authorId: me.userId, includeDrafts: true });
+      return listPosts(db, { ...pageRequest(request.query), authorId: me.userId, includeDrafts: true });
     },
   );
 };

@@ -1,13 +1,14 @@
 // The caller's own account: profile, password, sessions.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AuthCore } from '../auth/core.js';
+import { AuthError, notFound, validationFailed } from '../auth/errors.js';
 import { principalOf } from '../auth/guard.js';
-import { checkPasswordPolicyAsync, policyOf } from '../auth/password-policy.js';
+import { isUuid } from '../auth/ids.js';
+import { exceedsLength } from '../auth/password-length.js';
+import { checkPasswordPolicyAsync } from '../auth/password-policy.js';
 import { lockoutKey } from '../auth/rate-limit.js';
 import { User } from '../auth/schemas.js';
-import { asUniqueViolation, findUserById, isValidEmail, toPublicUser, UniqueViolation, updatePasswordHash, type UserRow } from '../auth/users.js';
-import { isUuid } from '../http/pagination.js';
-import { HttpProblem } from '../http/problem.js';
+import { isValidEmail, toPublicUser, type UserRow } from '../auth/users.js';
 
 const Session = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -19,13 +20,13 @@ const Session = Type.Object({
 });
 
 export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
-  const { db, clock, hasher, sessions, limits, config, userStates } = core;
-  const policy = policyOf(config);
+  const { hasher, sessions, limits, users, options } = core;
+  const policy = options.passwordPolicy;
 
   async function currentUser(id: string): Promise<UserRow> {
-    const user = await findUserById(db, id);
+    const user = await users.findById(id);
     // The guard checked the user a moment ago; a concurrent delete lands here.
-    if (!user) throw new HttpProblem(404, 'User not found');
+    if (!user) throw notFound('User not found');
     return user;
   }
 
@@ -60,26 +61,12 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       const me = principalOf(request);
       const { full_name, email } = request.body;
       if (email !== undefined && !isValidEmail(email)) {
-        throw new HttpProblem(422, 'The request is not valid', { errors: [{ path: '/email', message: 'must be a valid email address' }] });
+        throw validationFailed([{ path: '/email', message: 'must be a valid email address' }]);
       }
       if (full_name === undefined && email === undefined) return toPublicUser(await currentUser(me.userId));
-      try {
-        const r = await db.query<UserRow>(
-          `UPDATE users SET
-             full_name = CASE WHEN $2 THEN $3 ELSE full_name END,
-             email = COALESCE($4, email),
-             updated_at = $5
-           WHERE id = $1 RETURNING *`,
-          [me.userId, full_name !== undefined, full_name ?? null, email ?? null, new Date(clock.now())],
-        );
-        if (!r.rows[0]) throw new HttpProblem(404, 'User not found');
-        await userStates.changed(me.userId); // every node's cached profile
-        return toPublicUser(r.rows[0]);
-      } catch (err) {
-        const e = asUniqueViolation(err);
-        if (e instanceof UniqueViolation) throw new HttpProblem(409, 'That email address is already registered');
-        throw e;
-      }
+      const updated = await users.updateProfile(me.userId, { fullName: full_name, email });
+      if (!updated) throw notFound('User not found');
+      return toPublicUser(updated);
     },
   );
 
@@ -105,14 +92,14 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       const account = lockoutKey(user.username, user.id);
       await limits.checkLogin(account, request.ip);
       const ok =
-        current_password.length <= config.passwordMaxLength && (await hasher.verify(user.password_hash, current_password)).ok;
+        !exceedsLength(current_password, policy.maxLength) && (await hasher.verify(user.password_hash, current_password)).ok;
       if (!ok) {
         await limits.loginFailed(account, request.ip);
-        throw new HttpProblem(400, 'The current password is incorrect');
+        throw new AuthError('current_password_incorrect', 'The current password is incorrect');
       }
       const errors = await checkPasswordPolicyAsync(new_password, { username: user.username, email: user.email }, policy, '/new_password');
-      if (errors.length) throw new HttpProblem(422, 'The new password does not meet the password policy', { errors });
-      await updatePasswordHash(db, user.id, await hasher.hash(new_password), new Date(clock.now()));
+      if (errors.length) throw validationFailed(errors, 'The new password does not meet the password policy');
+      await users.setPasswordHash(user.id, await hasher.hash(new_password));
       await sessions.revokeUserSessions(user.id, me.sessionId);
       return reply.code(204).send(null);
     },
@@ -144,7 +131,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
     async (request, reply) => {
       const me = principalOf(request);
       const { id } = request.params;
-      if (!isUuid(id) || !(await sessions.revokeSession(me.userId, id))) throw new HttpProblem(404, 'Session not found');
+      if (!isUuid(id) || !(await sessions.revokeSession(me.userId, id))) throw notFound('Session not found');
       return reply.code(204).send(null);
     },
   );

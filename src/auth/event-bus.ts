@@ -15,15 +15,45 @@
 // are idempotent, so a repeat does no harm).
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { isUuid } from './ids.js';
 
 export type GatehouseEvent =
   | { type: 'user'; id: string }
   | { type: 'jti'; jti: string; until: number }
   | { type: 'sid'; sid: string; until: number };
 
+const isTime = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+
+/**
+ * Whether a message read from Redis or NOTIFY is an event of ours, exactly:
+ * anything else (another program's message on our channel, a forged or
+ * truncated one) is dropped before it can touch a denylist or a cache.
+ */
+export function parseEvent(raw: string): GatehouseEvent | undefined {
+  if (raw.length > 512) return undefined;
+  let e: Record<string, unknown>;
+  try {
+    e = JSON.parse(raw) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (e === null || typeof e !== 'object' || Array.isArray(e)) return undefined;
+  const keys = Object.keys(e).length;
+  if (e.type === 'user' && keys === 2 && isUuid(e.id)) return { type: 'user', id: e.id as string };
+  if (e.type === 'jti' && keys === 3 && isUuid(e.jti) && isTime(e.until)) return { type: 'jti', jti: e.jti as string, until: e.until as number };
+  if (e.type === 'sid' && keys === 3 && isUuid(e.sid) && isTime(e.until)) return { type: 'sid', sid: e.sid as string, until: e.until as number };
+  return undefined;
+}
+
+/** Channel names: PostgreSQL NOTIFY, and Redis pub/sub under the deployment's prefix. */
+export const PG_EVENTS_CHANNEL = 'gatehouse_events';
+export const redisEventsChannel = (prefix: string) => `${prefix}events`;
+
 export interface EventBus {
   readonly kind: 'local' | 'postgres' | 'redis';
   readonly healthy: boolean;
+  /** Messages dropped because they were not valid events. */
+  readonly dropped: number;
   /** Sends to every node (this one included). Never throws. */
   publish(event: GatehouseEvent): Promise<void>;
   subscribe(handler: (event: GatehouseEvent) => void): void;
@@ -32,7 +62,7 @@ export interface EventBus {
   close(): Promise<void>;
 }
 
-const CHANNEL = 'gatehouse_events';
+const CHANNEL = PG_EVENTS_CHANNEL;
 /** application_name of a node's LISTEN connection (pg_stat_activity shows which one it is). */
 export const PG_LISTENER_NAME = 'gatehouse-listen';
 /** How long a command to the bus may take before it counts as failed. */
@@ -50,6 +80,7 @@ abstract class BaseBus {
   private pending: string[] = [];
   private flushing = false;
   healthy = false;
+  dropped = 0;
 
   constructor(protected readonly log: (msg: string, err?: unknown) => void) {}
 
@@ -62,10 +93,10 @@ abstract class BaseBus {
   }
 
   protected dispatch(raw: string): void {
-    let event: GatehouseEvent;
-    try {
-      event = JSON.parse(raw) as GatehouseEvent;
-    } catch {
+    const event = parseEvent(raw);
+    if (!event) {
+      // Counted, and said once per 1 000: a flood of junk must not flood the log.
+      if (this.dropped++ % 1000 === 0) this.log(`event bus: dropped a message that is not a valid event (${this.dropped} so far)`);
       return;
     }
     for (const h of this.handlers) h(event);
@@ -240,9 +271,10 @@ export class RedisBus extends BaseBus implements EventBus {
 
   readonly channel: string;
 
-  constructor(url: string, prefix: string, log: (msg: string, err?: unknown) => void) {
+  /** From a URL, or from a host's client (duplicated with our timeouts; the host's own connection is never used or closed). */
+  constructor(source: string | Redis, prefix: string, log: (msg: string, err?: unknown) => void) {
     super(log);
-    this.channel = `${prefix}events`;
+    this.channel = redisEventsChannel(prefix);
     const opts = {
       lazyConnect: true,
       maxRetriesPerRequest: 1,
@@ -252,8 +284,9 @@ export class RedisBus extends BaseBus implements EventBus {
       commandTimeout: COMMAND_TIMEOUT_MS,
       retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2_000),
     };
-    this.sub = new Redis(url, opts);
-    this.pub = new Redis(url, opts);
+    const connect = () => (typeof source === 'string' ? new Redis(source, opts) : source.duplicate(opts));
+    this.sub = connect();
+    this.pub = connect();
     this.sub.on('error', () => {});
     this.pub.on('error', () => {});
     this.sub.on('message', (channel: string, message: string) => {

@@ -1,0 +1,120 @@
+// The grants: how a login or a refresh becomes tokens. Every endpoint that
+// signs someone in (the OAuth token endpoint today; browser sessions and
+// second factors later) calls these; route handlers only parse and render.
+import type { FastifyBaseLogger } from 'fastify';
+import { AuthError } from './errors.js';
+import type { PasswordHasher } from './passwords.js';
+import { exceedsLength } from './password-length.js';
+import { lockoutKey, type AuthRateLimits } from './rate-limit.js';
+import { parseScope, type ScopeRules } from './scopes.js';
+import type { SessionMeta, Sessions } from './sessions.js';
+import type { TokenService } from './tokens.js';
+import type { UserRow, UsersRepository } from './users.js';
+
+/** The RFC 6749 §5.1 success body. */
+export interface TokenResponse {
+  access_token: string;
+  token_type: 'bearer';
+  expires_in: number;
+  refresh_token: string;
+  scope: string;
+}
+
+// Deliberately vague: never says whether the username or the password was wrong.
+const BAD_CREDENTIALS = 'Incorrect username or password';
+/** Longest login identifier looked up (an email address is at most 320). */
+export const MAX_LOGIN_LENGTH = 320;
+
+export interface GrantDeps {
+  users: UsersRepository;
+  hasher: PasswordHasher;
+  limits: AuthRateLimits;
+  sessions: Sessions;
+  tokens: TokenService;
+  scopes: ScopeRules;
+  passwordMaxLength: number;
+  log: FastifyBaseLogger;
+}
+
+export class Grants {
+  constructor(private readonly deps: GrantDeps) {}
+
+  /** A `scope` parameter → the scopes asked for (null: none asked for). Unknown scopes are refused. */
+  requestedScope(raw: string | undefined): string[] | null {
+    if (raw === undefined) return null;
+    const scopes = parseScope(raw);
+    if (scopes.length === 0) return null; // "scope=" means none asked for
+    const unknown = scopes.filter((s) => !this.deps.scopes.isScope(s));
+    if (unknown.length) throw new AuthError('invalid_scope', `Unknown scope: ${unknown.join(' ')}`);
+    return scopes;
+  }
+
+  /**
+   * The password grant: dummy hash for unknown names, verification, lockout
+   * bookkeeping, the scope decision, a hash upgrade, then a new session.
+   * Every failure of the credentials is the same `invalid_credentials`.
+   */
+  async password(input: { username: string; password: string; scope?: string }, meta: SessionMeta): Promise<TokenResponse> {
+    const { users, hasher, limits, scopes } = this.deps;
+    const { username, password } = input;
+    const requested = this.requestedScope(input.scope);
+    // The account first: every spelling of it (username, email, NFKC variants) shares one lockout counter.
+    const user = username.length > MAX_LOGIN_LENGTH ? undefined : await users.findForLogin(username);
+    const loginKey = lockoutKey(username, user?.id);
+    await limits.checkLogin(loginKey, meta.ip ?? '');
+    // Over-long input can never be valid: refused before any hashing.
+    const tooLong = exceedsLength(password, this.deps.passwordMaxLength) || username.length > MAX_LOGIN_LENGTH;
+    const result = tooLong
+      ? { ok: false, needsRehash: false }
+      : user
+        ? await hasher.verify(user.password_hash, password)
+        : await hasher.verifyDummy(password);
+    if (!user || !result.ok || user.disabled) {
+      await limits.loginFailed(loginKey, meta.ip ?? '');
+      throw new AuthError('invalid_credentials', BAD_CREDENTIALS);
+    }
+    await limits.loginSucceeded(loginKey, meta.ip ?? '');
+    if (requested && !scopes.roleAllows(user.role, requested)) {
+      throw new AuthError('invalid_scope', 'The requested scope is not allowed for this account');
+    }
+    if (result.needsRehash) await this.upgradeHash(user, password);
+    return this.openSession(user, scopes.format(requested ?? scopes.allowed(user.role)), meta);
+  }
+
+  /** The refresh grant: rotation with the grace window and reuse detection (sessions.ts); may narrow, never widen. */
+  async refresh(input: { refreshToken: string; scope?: string }, meta: SessionMeta): Promise<TokenResponse> {
+    const { scopes, sessions, tokens } = this.deps;
+    const requested = this.requestedScope(input.scope);
+    const r = await sessions.refresh(input.refreshToken, meta, (ctx) => {
+      // The session's first grant, less anything the user's role no longer allows.
+      const held = parseScope(ctx.sessionScope).filter((s) => scopes.roleAllows(ctx.role, [s]));
+      if (!requested) return scopes.format(held);
+      if (!requested.every((s) => held.includes(s))) {
+        throw new AuthError('invalid_scope', 'The requested scope exceeds the scope of the session');
+      }
+      return scopes.format(requested);
+    });
+    const access = tokens.issue({ sub: r.userId, sid: r.sessionId, scope: r.grantedScope, username: r.username });
+    return tokenResponse(access.token, access.expiresIn, r.refreshToken, r.grantedScope);
+  }
+
+  /** A new session for a user who has just proved who they are. */
+  async openSession(user: Pick<UserRow, 'id' | 'username'>, scope: string, meta: SessionMeta): Promise<TokenResponse> {
+    const { sessionId, refreshToken } = await this.deps.sessions.open(user.id, scope, meta);
+    const access = this.deps.tokens.issue({ sub: user.id, sid: sessionId, scope, username: user.username });
+    return tokenResponse(access.token, access.expiresIn, refreshToken, scope);
+  }
+
+  /** A better hash for a right password. Never turns the login into an error: a busy pool postpones it to the next login. */
+  private async upgradeHash(user: UserRow, password: string): Promise<void> {
+    try {
+      await this.deps.users.setPasswordHash(user.id, await this.deps.hasher.hash(password));
+    } catch (err) {
+      this.deps.log.warn({ userId: user.id, err: (err as Error).message }, 'password hash upgrade postponed');
+    }
+  }
+}
+
+export function tokenResponse(accessToken: string, expiresIn: number, refreshToken: string, scope: string): TokenResponse {
+  return { access_token: accessToken, token_type: 'bearer', expires_in: expiresIn, refresh_token: refreshToken, scope };
+}

@@ -1,0 +1,125 @@
+// The options of the Gatehouse plugin: one TypeBox schema declares each
+// option's type, bounds and default; `resolveOptions` checks what a host
+// passed against it and fills in the defaults. A bad option fails
+// registration with one message naming every wrong field.
+import { Type, type Static } from '@fastify/type-provider-typebox';
+import type { Redis } from 'ioredis';
+import { Value } from 'typebox/value';
+import type { Clock } from '../clock.js';
+import type { Database } from '../db/client.js';
+import { ROLES } from './scopes.js';
+
+const DAY = 24 * 3600;
+const seconds = (def: number, min: number, max: number, description: string) =>
+  Type.Integer({ minimum: min, maximum: max, default: def, description });
+
+const PasswordPolicy = Type.Object(
+  {
+    minLength: Type.Integer({ minimum: 1, maximum: 128, default: 8 }),
+    maxLength: Type.Integer({ minimum: 8, maximum: 1024, default: 128 }),
+    /** zxcvbn's 0–4. */
+    minScore: Type.Integer({ minimum: 0, maximum: 4, default: 3 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Limits = Type.Object(
+  {
+    /** Token endpoint requests per client IP per minute (0: off). */
+    tokenPerMinute: Type.Integer({ minimum: 0, default: 30 }),
+    /** Registrations per client IP per hour (0: off). */
+    registerPerHour: Type.Integer({ minimum: 0, default: 20 }),
+    /** Failed logins per account and IP per 15 min before 429 (0: off). */
+    failedLoginsPerAccount: Type.Integer({ minimum: 0, default: 10 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Hashing = Type.Object(
+  {
+    /** Password hashes computed at once (threads). */
+    concurrency: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
+    /** Hashes that may wait; beyond, 503 with Retry-After. */
+    queueMax: Type.Integer({ minimum: 0, maximum: 100_000, default: 256 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const GatehouseOptionsSchema = Type.Object(
+  {
+    /** An open database (the plugin does not close it), or a postgres:// URL (the plugin opens and closes its pool). */
+    database: Type.Unsafe<Database | string>({ description: 'a Database handle or a postgres:// URL' }),
+    /** HS256 key (its UTF-8 bytes) and the root of every derived key. */
+    secretKey: Type.String({ minLength: 16 }),
+    algorithm: Type.Union([Type.Literal('HS256'), Type.Literal('EdDSA'), Type.Literal('ES256'), Type.Literal('RS256')], { default: 'HS256' }),
+    /** PEM private key for EdDSA / ES256 / RS256. */
+    privateKey: Type.Optional(Type.String()),
+    /** Where a development key pair is kept when none is given (asymmetric algorithms only). */
+    keyDir: Type.Optional(Type.String()),
+    issuer: Type.String({ minLength: 1, default: 'gatehouse' }),
+    audience: Type.String({ minLength: 1, default: 'gatehouse' }),
+    accessTokenTtlSeconds: seconds(900, 60, DAY, 'access token lifetime'),
+    refreshTokenTtlSeconds: seconds(14 * DAY, 60, 365 * DAY, 'refresh token lifetime (each rotation starts a new one)'),
+    sessionMaxSeconds: seconds(90 * DAY, 60, 3650 * DAY, 'a session ends this long after login'),
+    refreshGraceSeconds: seconds(10, 0, 300, 'a refresh token presented again within this window is a retry'),
+    leewaySeconds: seconds(30, 0, 300, 'clock skew allowed on exp / nbf / iat'),
+    sessionRetentionSeconds: seconds(7 * DAY, 0, 3650 * DAY, 'ended sessions are deleted this long after they end'),
+    /** The realm of RFC 6750 challenges. */
+    realm: Type.String({ pattern: '^[\\x20-\\x7e]{1,64}$', default: 'gatehouse' }),
+    /** Prefix of refresh tokens, so secret scanners can recognise them. */
+    refreshTokenPrefix: Type.String({ pattern: '^[a-z]{1,8}_$', default: 'ghr_' }),
+    /** Where the /auth routes are mounted. */
+    prefix: Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', default: '/auth' }),
+    /** The host's own scopes (name → description) and which roles may hold them. */
+    scopes: Type.Record(Type.String(), Type.String(), { default: {} }),
+    roles: Type.Object(Object.fromEntries(ROLES.map((r) => [r, Type.Optional(Type.Array(Type.String()))])), {
+      additionalProperties: false,
+      default: {},
+    }),
+    passwordPolicy: PasswordPolicy,
+    limits: Limits,
+    hashing: Hashing,
+    /** A Redis client: shared rate limits and cross-node events (the plugin duplicates it; it never closes yours). */
+    redis: Type.Optional(Type.Unsafe<Redis | string>({ description: 'an ioredis client or a redis:// URL' })),
+    /** Prefix of every Redis key and channel. */
+    redisPrefix: Type.String({ default: 'gatehouse:' }),
+    /** Apply the auth core's migrations at registration (under an advisory lock). */
+    migrate: Type.Boolean({ default: true }),
+    /** The one source of time (tests pass a movable clock). */
+    clock: Type.Optional(Type.Unsafe<Clock>({})),
+  },
+  { additionalProperties: false },
+);
+
+export type GatehouseOptions = Partial<Omit<Static<typeof GatehouseOptionsSchema>, 'database' | 'secretKey' | 'passwordPolicy' | 'limits' | 'hashing'>> & {
+  database: Database | string;
+  secretKey: string;
+  passwordPolicy?: Partial<Static<typeof PasswordPolicy>>;
+  limits?: Partial<Static<typeof Limits>>;
+  hashing?: Partial<Static<typeof Hashing>>;
+};
+
+export type ResolvedOptions = Static<typeof GatehouseOptionsSchema>;
+
+export class GatehouseOptionsError extends Error {
+  constructor(problems: string[]) {
+    super(`gatehouse: invalid options: ${problems.join('; ')}`);
+    this.name = 'GatehouseOptionsError';
+  }
+}
+
+export function resolveOptions(options: GatehouseOptions): ResolvedOptions {
+  // Handles and clocks are objects the schema cannot copy: kept aside, put back.
+  const { database, redis, clock, ...plain } = options;
+  const filled = Value.Default(GatehouseOptionsSchema, { ...structuredClone(plain), database: 'x' }) as ResolvedOptions;
+  const problems = [...Value.Errors(GatehouseOptionsSchema, filled)].map((e) => `${e.instancePath || '/'} ${e.message}`);
+  if (typeof database !== 'string' && (typeof database !== 'object' || database === null || typeof database.query !== 'function')) {
+    problems.push('/database must be a Database or a postgres:// URL');
+  } else if (typeof database === 'string' && !/^postgres(ql)?:\/\//.test(database)) {
+    problems.push('/database must be a postgres:// URL');
+  }
+  if (filled.passwordPolicy.minLength > filled.passwordPolicy.maxLength) problems.push('/passwordPolicy minLength exceeds maxLength');
+  if (filled.algorithm === 'HS256' && filled.privateKey) problems.push('/privateKey is set but the algorithm is HS256');
+  if (problems.length) throw new GatehouseOptionsError(problems);
+  return { ...filled, database, redis, clock };
+}
