@@ -316,7 +316,7 @@ for (const backend of backends()) {
       assert.equal(payload.scope, 'me posts:write');
       assert.equal(payload.username, u.username);
       // Nothing personal beyond the username.
-      assert.deepEqual(Object.keys(payload).sort(), ['aud', 'exp', 'iat', 'iss', 'jti', 'scope', 'sid', 'sub', 'username']);
+      assert.deepEqual(Object.keys(payload).sort(), ['amr', 'aud', 'auth_time', 'client_id', 'exp', 'iat', 'iss', 'jti', 'scope', 'sid', 'sub', 'username']);
       // Each login is a new session and a new jti.
       const again = await registerAndLogin(app.http);
       const p2 = (await jwtVerify(again.access, new TextEncoder().encode(TEST_SECRET))).payload;

@@ -71,10 +71,16 @@ for (const backend of backends()) {
     test('wrong content type: 415 problem (RFC 6749 invalid_request on the token endpoint)', async () => {
       const body = JSON.stringify({ username: 'a', email: 'a@example.com', password: STRONG_PASSWORD });
       for (const type of ['text/plain', 'application/xml', 'multipart/form-data; boundary=x']) {
-        assertProblem(await app.http.request('POST', '/auth/register', { body, headers: { 'content-type': type } }), 415, type);
         assertProblem(await app.http.request('PATCH', '/users/me', { body, headers: { 'content-type': type }, token: u.access }), 415, type);
+      }
+      for (const type of ['text/plain', 'application/xml']) {
+        assertProblem(await app.http.request('POST', '/auth/register', { body, headers: { 'content-type': type } }), 415, type);
         assertOAuthError(await app.http.request('POST', '/auth/token', { body: 'grant_type=password&username=a&password=b', headers: { 'content-type': type } }), 'invalid_request', type);
       }
+      // v2: /auth takes multipart/form-data (a browser's FormData); a malformed one is a 400, never a 500.
+      const bad = 'multipart/form-data; boundary=x';
+      assertOAuthError(await app.http.request('POST', '/auth/token', { body: 'grant_type=password&username=a&password=b', headers: { 'content-type': bad } }), 'invalid_request', bad);
+      assertProblem(await app.http.request('POST', '/auth/register', { body, headers: { 'content-type': bad } }), 400, bad);
     });
 
     test('body over BODY_LIMIT_BYTES: 413', async () => {

@@ -69,6 +69,7 @@ export function createAuthCore(options: ResolvedOptions, db: Database, log: Fast
     audience: options.audience,
     accessTtlSeconds: options.accessTokenTtlSeconds,
     leewaySeconds: options.leewaySeconds,
+    clientId: options.clientId,
     clock,
   });
   const bus = createBus(options, db, warn);

@@ -22,6 +22,8 @@ export interface TokenResponse {
 
 // Deliberately vague: never says whether the username or the password was wrong.
 const BAD_CREDENTIALS = 'Incorrect username or password';
+/** RFC 8176: what a password sign-in proved. */
+const PASSWORD_AMR = ['pwd'] as const;
 /** Longest login identifier looked up (an email address is at most 320). */
 export const MAX_LOGIN_LENGTH = 320;
 
@@ -94,14 +96,21 @@ export class Grants {
       }
       return scopes.format(requested);
     });
-    const access = tokens.issue({ sub: r.userId, sid: r.sessionId, scope: r.grantedScope, username: r.username });
+    const access = tokens.issue({
+      sub: r.userId,
+      sid: r.sessionId,
+      scope: r.grantedScope,
+      username: r.username,
+      authTime: r.authTime,
+      amr: PASSWORD_AMR,
+    });
     return tokenResponse(access.token, access.expiresIn, r.refreshToken, r.grantedScope);
   }
 
   /** A new session for a user who has just proved who they are. */
   async openSession(user: Pick<UserRow, 'id' | 'username'>, scope: string, meta: SessionMeta): Promise<TokenResponse> {
-    const { sessionId, refreshToken } = await this.deps.sessions.open(user.id, scope, meta);
-    const access = this.deps.tokens.issue({ sub: user.id, sid: sessionId, scope, username: user.username });
+    const { sessionId, refreshToken, createdAt } = await this.deps.sessions.open(user.id, scope, meta);
+    const access = this.deps.tokens.issue({ sub: user.id, sid: sessionId, scope, username: user.username, authTime: createdAt, amr: PASSWORD_AMR });
     return tokenResponse(access.token, access.expiresIn, refreshToken, scope);
   }
 

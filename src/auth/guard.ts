@@ -88,9 +88,19 @@ export async function authenticate(core: GuardCore, token: string): Promise<Prin
   };
 }
 
+/** How many Authorization headers came (Node keeps only the first in `headers`). */
+function authorizationCount(request: FastifyRequest): number {
+  const raw = request.raw.rawHeaders;
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 13 && raw[i]!.toLowerCase() === 'authorization') n++;
+  return n;
+}
+
 export function bearerToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (header === undefined) return undefined;
+  // Which one is meant? Refuse rather than guess (a proxy and the app could each pick another).
+  if (authorizationCount(request) > 1) throw new AuthError('invalid_request', 'Send one Authorization header, not several');
   const m = BEARER_RE.exec(header);
   if (m) return m[1];
   // Some other scheme (Basic…) is no Bearer credential at all.

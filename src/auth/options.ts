@@ -58,6 +58,8 @@ export const GatehouseOptionsSchema = Type.Object(
     keyDir: Type.Optional(Type.String()),
     issuer: Type.String({ minLength: 1, default: 'gatehouse' }),
     audience: Type.String({ minLength: 1, default: 'gatehouse' }),
+    /** RFC 9068 `client_id` of issued tokens. */
+    clientId: Type.String({ minLength: 1, default: 'gatehouse' }),
     accessTokenTtlSeconds: seconds(900, 60, DAY, 'access token lifetime'),
     refreshTokenTtlSeconds: seconds(14 * DAY, 60, 365 * DAY, 'refresh token lifetime (each rotation starts a new one)'),
     sessionMaxSeconds: seconds(90 * DAY, 60, 3650 * DAY, 'a session ends this long after login'),

@@ -2,6 +2,7 @@
 // refresh_token grants), RFC 7009 revocation, logout; and the JWK set.
 // Handlers parse and render; the rules live in grants.ts and below.
 import formbody from '@fastify/formbody';
+import multipart from '@fastify/multipart';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthCore } from './core.js';
@@ -33,6 +34,8 @@ function oauthParams(body: unknown): Record<string, string | undefined> {
   return out;
 }
 
+const AUTH_BODY_LIMIT = 64 * 1024;
+
 function noStore(reply: FastifyReply): void {
   reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
 }
@@ -41,7 +44,17 @@ function noStore(reply: FastifyReply): void {
 export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
   const { grants, sessions, tokens, revocations, users, hasher, limits, options } = core;
   // Form bodies for the OAuth endpoints, parsed here only: the host's parsers are its own.
+  // multipart/form-data too (a browser's FormData; FastAPI's forms take it): fields only, small.
   await app.register(formbody);
+  await app.register(multipart, {
+    attachFieldsToBody: 'keyValues',
+    limits: { files: 0, fields: 32, parts: 32, fieldSize: 8 * 1024, fieldNameSize: 100 },
+  });
+  // Every /auth body is small: refused past 64 KiB, before it is read whole.
+  const limit = Math.min(AUTH_BODY_LIMIT, app.initialConfig.bodyLimit ?? AUTH_BODY_LIMIT);
+  app.addHook('onRoute', (route) => {
+    route.bodyLimit ??= limit;
+  });
 
   app.post(
     '/register',
@@ -86,7 +99,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         description:
           'Form-encoded (RFC 6749 §4.3 and §6); JSON is accepted too. Errors are RFC 6749 §5.2 JSON. ' +
           'A refresh token is single-use: each use returns a new one.',
-        consumes: ['application/x-www-form-urlencoded', 'application/json'],
+        consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
         body: TokenRequest,
         response: { 200: TokenResponse, 400: OAuthErrorBody },
       },
@@ -121,15 +134,17 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         description:
           'Answers 200 for any well-formed request, whether or not the token was valid. Revoking a refresh token ends its session; ' +
           'revoking an access token invalidates that token only.',
-        consumes: ['application/x-www-form-urlencoded', 'application/json'],
+        consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
         body: RevokeRequest,
-        response: { 200: Type.Null({ description: 'Empty body' }), 400: OAuthErrorBody },
+        response: { 200: Type.Object({}, { additionalProperties: false, description: '{} (RFC 7009 §2.2: clients may ignore it)' }), 400: OAuthErrorBody },
       },
     },
     async (request, reply) => {
       noStore(reply);
       const { token } = oauthParams(request.body);
       if (!token) throw new AuthError('invalid_request', 'The token parameter is required');
+      // Revoking costs a lookup and can end a session: it shares the token endpoint's per-IP budget.
+      await limits.tokenRequest(request.ip);
       // The hint is only a hint: the token's own shape says what it is.
       if (sessions.looksLikeRefreshToken(token)) {
         await sessions.revokeByRefreshToken(token);
@@ -141,9 +156,8 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
           if (!(err instanceof InvalidTokenError)) throw err;
         }
       }
-      // RFC 7009 §2.2: 200, empty body.
-      // An undefined payload skips serialization: no body at all.
-      return (reply as FastifyReply).code(200).send();
+      // RFC 7009 §2.2: 200; `{}` as JSON, since some client libraries insist on a JSON body.
+      return {};
     },
   );
 
@@ -153,7 +167,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       config: { auth: {} },
       schema: {
         tags: ['auth'],
-        summary: 'Log out: end this session, the others, or all',
+        summary: 'Log out: end this session (local), every other one (others: this one keeps working), or all (global)',
         querystring: LogoutQuery,
         response: { 204: Type.Null({ description: 'Logged out' }) },
       },
@@ -161,10 +175,15 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
     async (request, reply) => {
       const me = principalOf(request);
       const scope = request.query.scope ?? 'local';
-      if (scope === 'local') await sessions.revokeSession(me.userId, me.sessionId);
-      else await sessions.revokeUserSessions(me.userId, scope === 'others' ? me.sessionId : undefined);
-      // The access token used is rejected afterwards whatever the scope.
-      await revocations.revokeAccessToken(me.jti, me.exp);
+      if (scope === 'others') {
+        // The calling session, its access token and its refresh token keep working.
+        await sessions.revokeUserSessions(me.userId, me.sessionId);
+      } else {
+        if (scope === 'local') await sessions.revokeSession(me.userId, me.sessionId);
+        else await sessions.revokeUserSessions(me.userId);
+        // Its own session is over: the token used is refused at once, even where an event is late.
+        await revocations.revokeAccessToken(me.jti, me.exp);
+      }
       return reply.code(204).send(null);
     },
   );

@@ -28,6 +28,8 @@ export interface RefreshContext {
   sessionId: string;
   /** The scope the session was first granted. */
   sessionScope: string;
+  /** When the session's sign-in happened, ms since the epoch. */
+  authTime: number;
 }
 
 export interface RefreshResult extends RefreshContext {
@@ -95,7 +97,7 @@ export class Sessions {
   }
 
   /** Opens a session at login; returns its id and first refresh token. */
-  async open(userId: string, scope: string, meta: SessionMeta): Promise<{ sessionId: string; refreshToken: string }> {
+  async open(userId: string, scope: string, meta: SessionMeta): Promise<{ sessionId: string; refreshToken: string; createdAt: number }> {
     const now = this.clock.now();
     const sessionId = randomUUID();
     const refreshToken = this.prefix + randomBytes(32).toString('base64url');
@@ -118,7 +120,7 @@ export class Sessions {
         new Date(Math.min(now + this.opts.refreshTtlMs, sessionEnd)),
       ],
     );
-    return { sessionId, refreshToken };
+    return { sessionId, refreshToken, createdAt: now };
   }
 
   /**
@@ -138,13 +140,14 @@ export class Sessions {
         scope: string;
         revoked_at: Date | null;
         session_expires_at: Date;
+        session_created_at: Date;
         user_id: string;
         username: string;
         role: Role;
         disabled: boolean;
       }>(
         `SELECT t.used_at, t.expires_at AS token_expires_at, s.id AS session_id, s.scope, s.revoked_at,
-                s.expires_at AS session_expires_at, u.id AS user_id, u.username, u.role, u.disabled
+                s.expires_at AS session_expires_at, s.created_at AS session_created_at, u.id AS user_id, u.username, u.role, u.disabled
            FROM refresh_tokens t
            JOIN sessions s ON s.id = t.session_id
            JOIN users u ON u.id = s.user_id
@@ -162,6 +165,7 @@ export class Sessions {
       role: row.role,
       sessionId: row.session_id,
       sessionScope: row.scope,
+      authTime: row.session_created_at.getTime(),
     };
     const grantedScope = authorize(ctx);
     const successor = this.successorOf(token);

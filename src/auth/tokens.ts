@@ -5,6 +5,7 @@
 import { createSigner, createVerifier } from 'fast-jwt';
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
+import { isUuid } from './ids.js';
 import type { SigningKeys } from './keys.js';
 
 export const MAX_TOKEN_BYTES = 8 * 1024;
@@ -20,6 +21,38 @@ export interface AccessClaims {
   sid: string;
   scope: string;
   username: string;
+  client_id: string;
+  /** When the session's sign-in happened (seconds since the epoch). */
+  auth_time: number;
+  /** RFC 8176 authentication methods of the sign-in. */
+  amr: string[];
+}
+
+/** What a new access token says about its session. */
+export interface AccessGrant {
+  sub: string;
+  sid: string;
+  scope: string;
+  username: string;
+  /** The session's sign-in, ms since the epoch. */
+  authTime: number;
+  amr: readonly string[];
+}
+
+/** RFC 8725 §3.11: a header says how to check the token and nothing else (no jku, x5u, jwk, x5c, crit…). */
+const HEADER_MEMBERS = new Set(['alg', 'typ', 'kid']);
+const B64URL = /^[A-Za-z0-9_-]*$/;
+
+/**
+ * Three unpadded base64url segments, the signature in its one canonical
+ * spelling (its last character's unused low bits zero): otherwise several
+ * strings would verify as the same token.
+ */
+function canonicalSegments(token: string): boolean {
+  const parts = token.split('.');
+  if (parts.length !== 3 || !parts.every((p) => B64URL.test(p))) return false;
+  const sig = parts[2]!;
+  return Buffer.from(sig, 'base64url').toString('base64url') === sig;
 }
 
 export class InvalidTokenError extends Error {
@@ -43,12 +76,14 @@ export interface TokenServiceOptions {
   audience: string;
   accessTtlSeconds: number;
   leewaySeconds: number;
+  /** RFC 9068 client_id of the tokens we issue (our first-party, public clients). */
+  clientId: string;
   clock: Clock;
 }
 
 export class TokenService {
   private readonly sign: (payload: Record<string, unknown>) => string;
-  private readonly verifySignature: (token: string) => Record<string, unknown>;
+  private readonly verifySignature: (token: string) => { header: Record<string, unknown>; payload: Record<string, unknown> };
 
   constructor(private readonly opts: TokenServiceOptions) {
     this.sign = createSigner({
@@ -64,6 +99,7 @@ export class TokenService {
       allowedIss: opts.issuer,
       allowedAud: opts.audience,
       requiredClaims: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid', 'scope'],
+      complete: true,
       // exp/nbf are checked below against the movable clock; the cache keeps
       // the signature work, never a decision about time.
       ignoreExpiration: true,
@@ -82,7 +118,7 @@ export class TokenService {
     return (expSeconds + this.opts.leewaySeconds) * 1000;
   }
 
-  issue(claims: { sub: string; sid: string; scope: string; username: string }): IssuedAccessToken {
+  issue(claims: AccessGrant): IssuedAccessToken {
     const iat = Math.floor(this.opts.clock.now() / 1000);
     const exp = iat + this.opts.accessTtlSeconds;
     const jti = randomUUID();
@@ -94,9 +130,12 @@ export class TokenService {
       exp,
       iat,
       jti,
+      client_id: this.opts.clientId,
       sid: claims.sid,
       scope: claims.scope,
       username: claims.username,
+      auth_time: Math.floor(claims.authTime / 1000),
+      amr: [...claims.amr],
     });
     return { token, jti, exp, expiresIn: this.opts.accessTtlSeconds };
   }
@@ -104,17 +143,22 @@ export class TokenService {
   /** Verifies signature, typ, iss, aud, exp, nbf and size. Throws InvalidTokenError. */
   verify(token: string, opts: { ignoreExpiration?: boolean } = {}): AccessClaims {
     if (token.length > MAX_TOKEN_BYTES) throw new InvalidTokenError('The access token is too large');
-    let payload: Record<string, unknown>;
+    if (!canonicalSegments(token)) throw new InvalidTokenError('The access token is invalid');
+    let decoded;
     try {
-      payload = this.verifySignature(token);
+      decoded = this.verifySignature(token);
     } catch {
       throw new InvalidTokenError('The access token is invalid');
     }
+    const { header, payload } = decoded;
+    if (Object.keys(header).some((k) => !HEADER_MEMBERS.has(k))) throw new InvalidTokenError('The access token header has a member it must not have');
+    if (header.kid !== this.opts.keys.kid) throw new InvalidTokenError('The access token names no key of ours');
     const claims = payload as unknown as AccessClaims;
     if (
-      typeof claims.sub !== 'string' ||
-      typeof claims.sid !== 'string' ||
-      typeof claims.jti !== 'string' ||
+      // Ids are ours, so UUIDs: anything else names nothing (and would reach PostgreSQL as a bad cast).
+      !isUuid(claims.sub) ||
+      !isUuid(claims.sid) ||
+      !isUuid(claims.jti) ||
       typeof claims.scope !== 'string' ||
       typeof claims.exp !== 'number' ||
       typeof claims.iat !== 'number' ||
@@ -128,6 +172,8 @@ export class TokenService {
     const leeway = this.opts.leewaySeconds;
     if (claims.nbf !== undefined && claims.nbf - leeway > now) throw new InvalidTokenError('The access token is not yet valid');
     if (claims.iat - leeway > now) throw new InvalidTokenError('The access token is not yet valid');
+    // A token living longer than we ever issue was not issued by us as configured.
+    if (claims.exp - claims.iat > this.opts.accessTtlSeconds + leeway) throw new InvalidTokenError('The access token lives longer than allowed');
     return claims;
   }
 }

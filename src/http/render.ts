@@ -121,6 +121,10 @@ export function toAuthError(error: unknown, oauth = false): { err: AuthError; fa
   }
   const known = e.code ? CLIENT_ERRORS[e.code] : undefined;
   if (known) return { err: new AuthError(known[0], known[1]) };
+  // busboy's own parse errors (a truncated or malformed multipart body) carry no status.
+  if (typeof e.stack === 'string' && /[\\/]@fastify[\\/]busboy[\\/]/.test(e.stack) && e.statusCode === undefined) {
+    return { err: new AuthError('bad_request', 'The multipart body is malformed') };
+  }
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     return { err: new AuthError('bad_request', 'The request is not valid', { status: e.statusCode }) };
   }
