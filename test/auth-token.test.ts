@@ -436,8 +436,8 @@ for (const backend of backends()) {
 
     test('a name that matches no account is counted under every spelling of it, on a key of fixed size', () =>
       withLockAfter3(async (app, attempt) => {
-        const huge = 'ghost' + 'x'.repeat(200_000);
-        for (const name of [huge, huge.toUpperCase(), 'ｇｈｏｓｔ' + 'x'.repeat(200_000)]) {
+        const huge = 'ghost' + 'x'.repeat(30_000);
+        for (const name of [huge, huge.toUpperCase(), 'ｇｈｏｓｔ' + 'x'.repeat(30_000)]) {
           assertOAuthError(await attempt(name, 'wrong-Pass-0'), 'invalid_grant');
         }
         assertProblem(await attempt(huge, 'wrong-Pass-0'), 429);
