@@ -11,6 +11,8 @@ import { ARGON2_PARAMS } from '../src/auth/passwords.js';
 import { hash } from '@node-rs/argon2';
 import { openPostgres } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
+import { authMigrations } from '../src/auth/migrations.js';
+import { blogMigrations } from '../src/posts/migrations.js';
 
 export const SEED_PASSWORD = 'seed-Anchor-47-velvet';
 const BATCH = 100_000;
@@ -127,7 +129,7 @@ async function main() {
     process.exit(2);
   }
   const db = await openPostgres(url, 2);
-  await migrate(db);
+  await migrate(db, [authMigrations, blogMigrations]);
   await db.close();
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   const t = Date.now();

@@ -17,6 +17,8 @@ import { systemClock } from './clock.js';
 import { ConfigError, loadConfig, loadDotEnv, type Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
+import { authMigrations } from './auth/migrations.js';
+import { blogMigrations } from './posts/migrations.js';
 
 export class CliError extends Error {}
 
@@ -25,7 +27,7 @@ type Command = (args: string[]) => Promise<void>;
 async function withDatabase<T>(config: Config, fn: (db: Database) => Promise<T>): Promise<T> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
   try {
-    await migrate(db);
+    await migrate(db, [authMigrations, blogMigrations]);
     return await fn(db);
   } finally {
     await db.close();

@@ -7,6 +7,8 @@ import { LastAdminError, UsersRepository } from '../src/auth/users.js';
 import { systemClock } from '../src/clock.js';
 import type { Database } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
+import { authMigrations } from '../src/auth/migrations.js';
+import { blogMigrations } from '../src/posts/migrations.js';
 import {
   backends,
   eventually,
@@ -205,7 +207,7 @@ for (const backend of backends()) {
     let tdb: Awaited<ReturnType<typeof openTestDatabase>>;
     before(async () => {
       tdb = await openTestDatabase(backend);
-      await migrate(tdb.db);
+      await migrate(tdb.db, [authMigrations, blogMigrations]);
     });
     after(async () => tdb?.close());
 

@@ -3,13 +3,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { migrate } from '../src/db/migrate.js';
+import { authMigrations } from '../src/auth/migrations.js';
+import { blogMigrations } from '../src/posts/migrations.js';
 import { hasServer, openTestDatabase } from './helpers.js';
 
 test('a prepared statement survives a column added under it (rolling migration)', { skip: !hasServer() }, async () => {
   const t = await openTestDatabase('postgres');
   try {
     const { db } = t;
-    await migrate(db);
+    await migrate(db, [authMigrations, blogMigrations]);
     const id = '00000000-0000-4000-8000-000000000001';
     await db.query(
       `INSERT INTO users (id, username, email, password_hash, created_at, updated_at) VALUES ($1, 'prep', 'prep@example.com', 'x', now(), now())`,

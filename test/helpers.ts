@@ -12,6 +12,8 @@ import { loadConfig, type Config } from '../src/config.js';
 import { openPglite, openPostgres, type Database } from '../src/db/client.js';
 import { HttpClient } from './http-client.js';
 import { migrate } from '../src/db/migrate.js';
+import { authMigrations } from '../src/auth/migrations.js';
+import { blogMigrations } from '../src/posts/migrations.js';
 
 export type BackendName = 'pglite' | 'postgres';
 
@@ -58,7 +60,7 @@ let template: Promise<Blob | File> | undefined;
 function pgliteTemplate(): Promise<Blob | File> {
   template ??= (async () => {
     const db = await openPglite('memory://');
-    await migrate(db);
+    await migrate(db, [authMigrations, blogMigrations]);
     const snap = await db.dump!();
     await db.close();
     return snap;

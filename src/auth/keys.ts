@@ -1,6 +1,11 @@
-// Signing keys. HS256 uses the UTF-8 bytes of SECRET_KEY exactly as FastAPI
-// apps do, so their tokens and ours are interchangeable. EdDSA, ES256 and
-// RS256 use a PEM private key; its public half is published as a JWK set.
+// Signing keys. HS256 uses the UTF-8 bytes of SECRET_KEY as the key, exactly
+// as FastAPI apps do, so an app given the same SECRET_KEY can check our
+// signatures and we could check its. The tokens are not interchangeable yet:
+// ours carry typ at+jwt, iss and aud (PyJWT's jwt.decode without an audience
+// refuses a token with aud) and put the user's id in sub where the tutorials
+// read a username; theirs lack typ, iss, aud, jti and sid, which our verifier
+// requires. EdDSA, ES256 and RS256 use a PEM private key; its public half is
+// published as a JWK set.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

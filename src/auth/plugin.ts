@@ -15,6 +15,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { openPostgres, type Database } from '../db/client.js';
 import { migrate } from '../db/migrate.js';
+import { authMigrations } from './migrations.js';
 import { errorHandler } from '../http/render.js';
 import { buildValidator, registerRequestChecks } from '../http/validation.js';
 import { createAuthCore, type AuthCore } from './core.js';
@@ -43,7 +44,7 @@ async function gatehousePlugin(app: FastifyInstance, raw: GatehouseOptions): Pro
   const db: Database = typeof options.database === 'string' ? await openPostgres(options.database) : options.database;
   let core: AuthCore;
   try {
-    if (options.migrate) await migrate(db);
+    if (options.migrate) await migrate(db, authMigrations);
     core = createAuthCore(options, db, app.log);
     installGuard(app, core, options.realm);
   } catch (err) {

@@ -1,4 +1,7 @@
-// RFC 9068 access tokens, signed and verified with fast-jwt (synchronous
+// Access tokens in the shape of RFC 9068 but not yet conforming: header typ
+// at+jwt; claims iss, aud, sub, exp, iat and jti, which are all that RFC 9068
+// §2.2 requires except client_id, not issued yet; plus sid, scope and
+// username. Signed and verified with fast-jwt (synchronous
 // node:crypto, with a verified-token cache: this is the hot path of every
 // protected request). Time claims are checked here against the injectable
 // clock, with the configured leeway.

@@ -116,7 +116,13 @@ export async function openPostgres(url: string, max = 10): Promise<Database> {
         broken = err as Error;
         throw err;
       } finally {
-        // A connection that failed mid-way may hold session state (locks): discard it.
+        // Only an error without a `code` discards the connection: pg's own
+        // "Connection terminated…", or any error thrown by fn itself. An error
+        // with a code goes back to the pool with its connection: a PostgreSQL
+        // error (SQLSTATE; transaction() has rolled back, and a session lock
+        // is its holder's to release, as migrate() does in a finally) and a
+        // socket error (ECONNRESET…), whose dead client pg-pool drops anyway
+        // because it is no longer queryable.
         client.release(broken && !(broken as { code?: string }).code ? broken : undefined);
       }
     },

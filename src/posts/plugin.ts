@@ -5,6 +5,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { AuthCore } from '../auth/core.js';
 import type { GatehouseOptions } from '../auth/options.js';
+import { migrate } from '../db/migrate.js';
+import { blogMigrations } from './migrations.js';
 import { postRoutes } from './routes.js';
 
 /** What the blog adds to the gatehouse options. */
@@ -14,5 +16,7 @@ export const BLOG_AUTH = {
 } satisfies Pick<GatehouseOptions, 'scopes' | 'roles'>;
 
 export async function blog(app: FastifyInstance, { core }: { core: AuthCore }): Promise<void> {
+  // The blog's own tables, after the auth core's (posts reference users).
+  await migrate(core.db, blogMigrations);
   await app.register(postRoutes, { core });
 }
