@@ -6,7 +6,7 @@
 // service or per process:
 // - Redis (REDIS_URL): shared by every node and worker;
 // - the PostgreSQL server (DATABASE_URL without REDIS_URL): shared the same
-//   way, in the table rate_limit_counters (migrations/005_rate_limits.sql,
+//   way, in the table rate_limit_counters (migrations/auth/004_rate_limits.sql,
 //   created at start like every table; the store is told not to create it);
 // - memory: only for the embedded database, which is one process anyway.
 // With either store, an in-process limiter stands in while it errors.
@@ -35,7 +35,7 @@ export interface RateLimitStores {
   db?: Database;
 }
 
-/** The table of migrations/005_rate_limits.sql, in the shape RateLimiterPostgres reads and writes. */
+/** The table of migrations/auth/004_rate_limits.sql, in the shape RateLimiterPostgres reads and writes. */
 export const RATE_LIMIT_TABLE = 'rate_limit_counters';
 const HOUSEKEEPING_MS = 5 * 60_000;
 const FAILURE_WINDOW_S = 15 * 60;
