@@ -1,4 +1,4 @@
-// npm run bench [-- --workers N --duration S --connections C --memory --seed N]
+// npm run bench [-- --workers N --duration S --connections C --memory --seed N --only login]
 //
 // Starts the built service (dist/server.js) as a real listening process, on
 // the PostgreSQL server when DATABASE_URL is set (in a database of its own,
@@ -27,6 +27,9 @@ const { values: args } = parseArgs({
     memory: { type: 'boolean', default: false },
     // Growth check: fill the bench database with N users and N posts first.
     seed: { type: 'string', default: '0' },
+    // `login`: only the hash floor, password logins and the login storm (with
+    // the idle /users/me it is compared with), for changes to hashing.
+    only: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -34,6 +37,8 @@ const WORKERS = Number(args.workers);
 const DURATION = Number(args.duration);
 const CONNECTIONS = Number(args.connections);
 const LOGIN_CONNECTIONS = 16;
+if (args.only !== undefined && args.only !== 'login') throw new Error('--only takes: login');
+const LOGIN_ONLY = args.only === 'login';
 const PASSWORD = 'bench-Anchor-47-velvet';
 
 interface Row {
@@ -270,26 +275,32 @@ async function main() {
   // Warm-up (JIT, pools, caches), not recorded.
   await autocannon({ url: `${base}/users/me`, headers: auth, duration: 2, connections: CONNECTIONS });
 
-  const floor = record('floor: bare route, same JSON', await cannon({ path: '/_bench/floor' }));
-  // The guard layer by layer: what each check costs a protected request.
-  const verified = record('GET + token verification only', await cannon({ path: '/_bench/verify', headers: auth }), floor);
-  const denylisted = record('GET + verification + denylist', await cannon({ path: '/_bench/verify-denylist', headers: auth }), floor);
-  const meIdle = record('GET /users/me (+ user-state check)', await cannon({ path: '/users/me', headers: auth }), floor);
-  layers = {
-    denylistCost: Number((1 - denylisted.rps / verified.rps).toFixed(3)),
-    userStateCost: Number((1 - meIdle.rps / denylisted.rps).toFixed(3)),
-  };
-  record('GET /posts (first page)', await cannon({ path: '/posts' }), floor);
-  record(
-    'POST /posts',
-    await cannon({
-      path: '/posts',
-      method: 'POST',
-      headers: { ...auth, 'content-type': 'application/json' },
-      body: JSON.stringify({ title: 'Bench', body: 'Body '.repeat(40) }),
-    }),
-    floor,
-  );
+  let meIdle: Row;
+  let floor: Row | undefined;
+  if (LOGIN_ONLY) {
+    meIdle = record('GET /users/me (+ user-state check)', await cannon({ path: '/users/me', headers: auth }));
+  } else {
+    floor = record('floor: bare route, same JSON', await cannon({ path: '/_bench/floor' }));
+    // The guard layer by layer: what each check costs a protected request.
+    const verified = record('GET + token verification only', await cannon({ path: '/_bench/verify', headers: auth }), floor);
+    const denylisted = record('GET + verification + denylist', await cannon({ path: '/_bench/verify-denylist', headers: auth }), floor);
+    meIdle = record('GET /users/me (+ user-state check)', await cannon({ path: '/users/me', headers: auth }), floor);
+    layers = {
+      denylistCost: Number((1 - denylisted.rps / verified.rps).toFixed(3)),
+      userStateCost: Number((1 - meIdle.rps / denylisted.rps).toFixed(3)),
+    };
+    record('GET /posts (first page)', await cannon({ path: '/posts' }), floor);
+    record(
+      'POST /posts',
+      await cannon({
+        path: '/posts',
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ title: 'Bench', body: 'Body '.repeat(40) }),
+      }),
+      floor,
+    );
+  }
 
   const hash = await hashFloor();
   record(
@@ -304,12 +315,14 @@ async function main() {
     hash,
   );
 
-  // Refresh: every connection follows its own rotation chain (a shared pool
-  // of live refresh tokens: each response puts its successor back).
-  const pool: string[] = [];
-  for (let i = 0; i < CONNECTIONS * 2; i++) pool.push((await login(me)).refresh_token);
-  const chain = refreshRequest(() => pool.shift(), (b) => pool.push(b.refresh_token!));
-  record('POST /auth/token (refresh)', await cannon({ requests: [chain] }), floor);
+  if (!LOGIN_ONLY) {
+    // Refresh: every connection follows its own rotation chain (a shared pool
+    // of live refresh tokens: each response puts its successor back).
+    const pool: string[] = [];
+    for (let i = 0; i < CONNECTIONS * 2; i++) pool.push((await login(me)).refresh_token);
+    const chain = refreshRequest(() => pool.shift(), (b) => pool.push(b.refresh_token!));
+    record('POST /auth/token (refresh)', await cannon({ requests: [chain] }), floor);
+  }
 
   // /users/me while a login storm hashes: the event loop must stay free.
   const [meStorm, storm] = await Promise.all([

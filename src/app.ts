@@ -14,6 +14,7 @@ import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { registerErrorHandling } from './http/errors.js';
 import { frameworkErrors, problemBody } from './http/render.js';
+import { securityHeadersPlugin } from './http/security-headers.js';
 import { buildValidator, registerRequestChecks } from './http/validation.js';
 import { benchRoutes } from './http/bench-routes.js';
 import { opsRoutes } from './http/ops.js';
@@ -124,8 +125,11 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     // Long enough for the slowest request; short enough to shed slowloris clients.
     requestTimeout: 30_000,
     connectionTimeout: 60_000,
-    // Requests arriving while closing get a 503 problem from the hook below.
+    // Requests arriving while closing get a 503 problem from the hook below;
+    // idle kept-alive connections are closed at once, so shutdown lasts as
+    // long as the slowest request in flight, not a keep-alive timeout.
     return503OnClosing: false,
+    forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     ajv: { customOptions: { allErrors: true } },
     // Bodies are validated without type coercion (src/http/validation.ts).
@@ -138,6 +142,8 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     app.log.warn(`SECRET_KEY is not set: using a development key kept in ${config.dataDir}/secret_key (never do this in production)`);
   }
   if (ownDb) app.addHook('onClose', async () => db.close());
+  // Before the shutdown hook below, so that its 503 carries the headers too.
+  await app.register(securityHeadersPlugin, { hsts: config.hsts, docsPrefix: '/docs' });
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
@@ -147,21 +153,15 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     reply.header('connection', 'close').header('retry-after', '1');
     return reply.code(503).type('application/problem+json').send(problemBody(503, 'The service is shutting down', 'shutting_down'));
   });
+  // A response finishing while we close also ends its connection, so the client does not reuse it.
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
 
   registerErrorHandling(app, REALM);
   registerRequestChecks(app);
   app.addSchema(Problem);
   app.addSchema(User);
-
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'no-referrer');
-    if (!request.url.startsWith('/docs')) {
-      reply.header('x-frame-options', 'DENY');
-      reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
-    }
-    if (config.hsts) reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
-  });
 
   if (config.corsOrigins.length) {
     await app.register(cors, {
@@ -218,6 +218,8 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     initOAuth: { usePkceWithAuthorizationCodeGrant: false },
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // Until the web pages exist, a person opening the address finds the docs.
+  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs', 302));
 
   // The auth core, registered exactly as a host app would; then the resources on top of it.
   try {

@@ -1,14 +1,15 @@
-// Environment → typed, validated configuration. Parsed once at start; a bad
-// value throws a ConfigError naming the variable, which server.ts prints as
-// one line before exiting.
+// Environment → typed, validated configuration. Every variable is declared
+// once in ENV (name, type, default, bounds, description: a TypeBox schema);
+// the rules that join several variables (keys, production refusals) follow in
+// loadConfig. Parsed once at start; a bad value throws a ConfigError naming
+// the variable, which server.ts prints as one line before exiting.
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { privateKeyProblem } from './auth/keys.js';
-
-export const ALGORITHMS = ['HS256', 'EdDSA', 'ES256', 'RS256'] as const;
-export type JwtAlgorithm = (typeof ALGORITHMS)[number];
+import Type, { type Static, type TSchema } from 'typebox';
+import Value from 'typebox/value';
+import { ALGORITHMS, privateKeyProblem, type JwtAlgorithm } from './auth/algorithms.js';
 
 export interface Config {
   nodeEnv: 'production' | 'development' | 'test';
@@ -66,80 +67,134 @@ export class ConfigError extends Error {
   }
 }
 
-type Env = Record<string, string | undefined>;
+type RawEnv = Record<string, string | undefined>;
 
-function str(env: Env, name: string, fallback: string): string {
-  const v = env[name];
-  return v === undefined || v === '' ? fallback : v;
-}
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `must be an integer, got "${raw}"`);
-  const n = Number(raw.trim());
-  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
-  return n;
-}
+const oneOf = <const T extends string[]>(values: readonly [...T], options: { default?: T[number]; description: string }) => Type.Enum(values, options);
+const int = (fallback: number, minimum: number, maximum: number, description: string) =>
+  Type.Integer({ default: fallback, minimum, maximum, description });
+const url = (protocols: string[], description: string) =>
+  Type.Optional(
+    Type.Refine(
+      Type.String({ description }),
+      (v) => URL.canParse(v) && protocols.includes(new URL(v).protocol),
+      // Never echo the value: a database URL carries a password.
+      (v) => (URL.canParse(v) ? `must use ${protocols.join(' or ')} (got ${new URL(v).protocol})` : 'is not a valid URL'),
+    ),
+  );
+const origin = Type.Refine(
+  Type.String(),
+  (v) => v === '*' || (URL.canParse(v) && new URL(v).origin === v),
+  (v) => `"${v}" is not an origin like https://app.example.com`,
+);
+const proxy = Type.Refine(Type.String(), (v) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(v) || ['loopback', 'linklocal', 'uniquelocal'].includes(v));
 
-function bool(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const v = raw.trim().toLowerCase();
-  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
-  if (['0', 'false', 'no', 'off'].includes(v)) return false;
-  throw new ConfigError(name, `must be true or false, got "${raw}"`);
-}
+/** Every environment variable the service reads. The README's configuration table documents the same list. */
+export const ENV = Type.Object({
+  NODE_ENV: oneOf(['production', 'development', 'test'], { default: 'development', description: '`production` refuses weak or missing secrets' }),
+  SECRET_KEY: Type.Optional(Type.String({ description: 'HS256 key (its UTF-8 bytes) and root of derived keys; required in production, at least 32 bytes' })),
+  ALGORITHM: oneOf(ALGORITHMS, { default: 'HS256', description: 'JWT signing algorithm' }),
+  JWT_PRIVATE_KEY: Type.Optional(Type.String({ description: 'PEM private key for EdDSA / ES256 / RS256' })),
+  JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ description: 'file holding JWT_PRIVATE_KEY' })),
+  ACCESS_TOKEN_EXPIRE_MINUTES: int(15, 1, 24 * 60, 'access token lifetime'),
+  REFRESH_TOKEN_EXPIRE_DAYS: int(14, 1, 365, 'refresh token lifetime (each rotation starts a new one)'),
+  SESSION_MAX_DAYS: int(90, 1, 3650, 'a session ends this long after login, whatever the refreshes'),
+  REFRESH_REUSE_GRACE_SECONDS: int(10, 0, 300, 'a refresh token presented again within this window is a retry, not reuse'),
+  JWT_ISSUER: Type.String({ default: 'gatehouse', description: '`iss` of issued tokens, checked on every request' }),
+  JWT_AUDIENCE: Type.String({ default: 'gatehouse', description: '`aud` of issued tokens, checked on every request' }),
+  JWT_LEEWAY_SECONDS: int(30, 0, 300, 'clock skew allowed on exp / nbf / iat'),
+  DATABASE_URL: url(['postgres:', 'postgresql:'], 'PostgreSQL server; unset: embedded PGlite under DATA_DIR'),
+  DATA_DIR: Type.String({ default: './data', description: 'embedded database and development keys' }),
+  REDIS_URL: url(['redis:', 'rediss:'], 'shared rate limits and cross-node events; unset: in-process'),
+  REDIS_PREFIX: Type.String({ default: 'gatehouse:', description: 'prefix of every Redis key and channel' }),
+  HOST: Type.String({ default: '127.0.0.1', description: 'address to listen on' }),
+  PORT: int(8000, 0, 65535, 'port to listen on'),
+  WORKERS: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 256 })], {
+    default: 1,
+    expected: 'an integer between 1 and 256, or auto',
+    description: 'worker processes on one port (`auto` = one per core); needs DATABASE_URL when > 1',
+  }),
+  CORS_ORIGINS: Type.Array(origin, { default: [], description: 'comma-separated allowed origins, or `*`' }),
+  TRUST_PROXY: Type.Union([Type.Integer({ minimum: 1 }), Type.Boolean(), Type.Array(proxy)], {
+    default: false,
+    expected: 'true, false, a hop count, or a comma-separated list of addresses/CIDRs',
+    description: 'trust X-Forwarded-For from these proxies',
+  }),
+  HSTS: Type.Optional(Type.Boolean({ description: 'send Strict-Transport-Security; default: true in production' })),
+  LOG_LEVEL: Type.Optional(oneOf(LOG_LEVELS, { description: 'log level; default: info (silent under NODE_ENV=test)' })),
+  PASSWORD_MIN_LENGTH: int(8, 1, 128, 'shortest password accepted'),
+  PASSWORD_MAX_LENGTH: int(128, 8, 1024, 'longest password accepted (longer ones are refused before hashing)'),
+  PASSWORD_MIN_SCORE: int(3, 0, 4, "lowest zxcvbn score accepted (0–4)"),
+  RATE_LIMIT_TOKEN_PER_MINUTE: int(30, 0, 1_000_000, 'token endpoint requests per client IP per minute (0 = off)'),
+  RATE_LIMIT_REGISTER_PER_HOUR: int(20, 0, 1_000_000, 'registrations per client IP per hour'),
+  RATE_LIMIT_FAILED_LOGINS_PER_ACCOUNT: int(10, 0, 1_000_000, 'failed logins per account and IP per 15 min before 429'),
+  HASH_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: 'password hashes at once; default: cores ÷ workers' })),
+  HASH_QUEUE_MAX: int(256, 0, 100_000, 'password hashes that may wait (beyond: 503 + Retry-After)'),
+  BODY_LIMIT_BYTES: int(1024 * 1024, 1024, 64 * 1024 * 1024, 'larger bodies get 413'),
+  SESSION_RETENTION_DAYS: int(7, 0, 3650, 'ended sessions are deleted this long after they end'),
+  BENCH_ROUTES: Type.Boolean({ default: false, internal: true, description: 'benchmarks only: serve GET /_bench/floor' }),
+});
+export type Env = Static<typeof ENV>;
 
-function url(env: Env, name: string, protocols: string[]): string | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  let parsed: URL;
-  try {
-    parsed = new URL(raw);
-  } catch {
-    throw new ConfigError(name, 'is not a valid URL');
+const TRUE = ['1', 'true', 'yes', 'on'];
+const FALSE = ['0', 'false', 'no', 'off'];
+
+/** The typed value a variable's text stands for, by the kind of its schema (checked afterwards). */
+function fromText(schema: TSchema, text: string): unknown {
+  const t = text.trim();
+  if (Type.IsInteger(schema)) return /^-?\d+$/.test(t) ? Number(t) : text;
+  if (Type.IsBoolean(schema)) return TRUE.includes(t.toLowerCase()) || (FALSE.includes(t.toLowerCase()) ? false : text);
+  if (Type.IsArray(schema)) return text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (Type.IsUnion(schema)) {
+    for (const member of schema.anyOf) {
+      const value = fromText(member, text);
+      if (Value.Check(member, value)) return value;
+    }
   }
-  if (!protocols.includes(parsed.protocol)) {
-    throw new ConfigError(name, `must use ${protocols.join(' or ')} (got ${parsed.protocol})`);
-  }
-  return raw;
+  return text;
 }
 
-function parseTrustProxy(raw: string | undefined): boolean | number | string[] {
-  if (raw === undefined || raw === '') return false;
-  const v = raw.trim().toLowerCase();
-  if (['true', 'yes', 'on'].includes(v)) return true;
-  if (['false', 'no', 'off', '0'].includes(v)) return false;
-  if (/^\d+$/.test(v)) return Number(v); // number of hops
-  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  if (!list.every((s) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(s) || ['loopback', 'linklocal', 'uniquelocal'].includes(s))) {
-    throw new ConfigError('TRUST_PROXY', 'must be true, false, a hop count, or a comma-separated list of addresses/CIDRs');
+/** One line saying what is wrong; it quotes the text only where that can never be a secret. */
+function problem(schema: TSchema, text: string, value: unknown): string {
+  const { minimum, maximum, expected } = schema as { minimum?: number; maximum?: number; expected?: string };
+  if (Type.IsInteger(schema)) {
+    return typeof value === 'number' ? `must be between ${minimum} and ${maximum}, got ${value}` : `must be an integer, got "${text}"`;
   }
-  return list;
+  if (Type.IsBoolean(schema)) return `must be true or false, got "${text}"`;
+  if (Type.IsEnum(schema)) return `must be one of ${schema.enum.join(', ')}, got "${text}"`;
+  if (expected) return `must be ${expected}`;
+  return [...Value.Errors(schema, value)][0]?.message ?? 'is invalid';
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+/** The environment read against ENV: defaults filled in, an empty variable counting as unset. */
+export function parseEnv(env: RawEnv): Env {
+  const out: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(ENV.properties) as Array<[string, TSchema & { default?: unknown }]>) {
+    const text = env[name];
+    if (text === undefined || text === '') {
+      out[name] = structuredClone(schema.default);
+      continue;
+    }
+    const value = fromText(schema, text);
+    if (!Value.Check(schema, value)) throw new ConfigError(name, problem(schema, text, value));
+    out[name] = value;
+  }
+  return out as Env;
+}
 
 /** Reads `.env` in the working directory, if present, without overriding the real environment. */
 export function loadDotEnv(path = '.env'): void {
   if (existsSync(path)) process.loadEnvFile(path);
 }
 
-export function loadConfig(env: Env = process.env): Config {
-  const nodeEnvRaw = str(env, 'NODE_ENV', 'development');
-  if (!['production', 'development', 'test'].includes(nodeEnvRaw)) {
-    throw new ConfigError('NODE_ENV', `must be production, development or test, got "${nodeEnvRaw}"`);
-  }
-  const nodeEnv = nodeEnvRaw as Config['nodeEnv'];
+export function loadConfig(raw: RawEnv = process.env): Config {
+  const env = parseEnv(raw);
+  const nodeEnv = env.NODE_ENV;
   const production = nodeEnv === 'production';
+  const algorithm = env.ALGORITHM;
 
-  const algorithm = str(env, 'ALGORITHM', 'HS256');
-  if (!(ALGORITHMS as readonly string[]).includes(algorithm)) {
-    throw new ConfigError('ALGORITHM', `must be one of ${ALGORITHMS.join(', ')}, got "${algorithm}"`);
-  }
-
-  let jwtPrivateKey = env.JWT_PRIVATE_KEY || undefined;
+  let jwtPrivateKey = env.JWT_PRIVATE_KEY;
   if (!jwtPrivateKey && env.JWT_PRIVATE_KEY_FILE) {
     try {
       jwtPrivateKey = readFileSync(env.JWT_PRIVATE_KEY_FILE, 'utf8');
@@ -151,20 +206,19 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('ALGORITHM', 'is HS256 but a private key is configured; set ALGORITHM to the key type');
   }
   if (jwtPrivateKey) {
-    const problem = privateKeyProblem(algorithm as JwtAlgorithm, jwtPrivateKey);
+    const problem = privateKeyProblem(algorithm, jwtPrivateKey);
     const variable = env.JWT_PRIVATE_KEY ? 'JWT_PRIVATE_KEY' : 'JWT_PRIVATE_KEY_FILE';
     if (problem) throw new ConfigError(variable, `${problem} (ALGORITHM=${algorithm})`);
   }
 
-  const dataDir = resolve(str(env, 'DATA_DIR', './data'));
-  const rawSecret = env.SECRET_KEY;
+  const dataDir = resolve(env.DATA_DIR);
   let secretKey: string;
   let secretKeyGenerated = false;
-  if (rawSecret !== undefined && rawSecret !== '') {
-    if (production && Buffer.byteLength(rawSecret, 'utf8') < 32) {
+  if (env.SECRET_KEY !== undefined) {
+    if (production && Buffer.byteLength(env.SECRET_KEY, 'utf8') < 32) {
       throw new ConfigError('SECRET_KEY', 'must be at least 32 bytes in production (run: npm run cli -- gen-secret)');
     }
-    secretKey = rawSecret;
+    secretKey = env.SECRET_KEY;
   } else if (production && (algorithm === 'HS256' || !jwtPrivateKey)) {
     throw new ConfigError('SECRET_KEY', 'is required in production (at least 32 bytes; run: npm run cli -- gen-secret)');
   } else if (production) {
@@ -178,69 +232,47 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('JWT_PRIVATE_KEY', `is required in production with ALGORITHM=${algorithm}`);
   }
 
-  const corsOrigins = str(env, 'CORS_ORIGINS', '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const origin of corsOrigins) {
-    if (origin === '*') continue;
-    try {
-      const u = new URL(origin);
-      if (u.origin !== origin) throw new Error();
-    } catch {
-      throw new ConfigError('CORS_ORIGINS', `"${origin}" is not an origin like https://app.example.com`);
-    }
-  }
-
-  const logLevel = str(env, 'LOG_LEVEL', nodeEnv === 'test' ? 'silent' : 'info');
-  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
-
-  const workersRaw = str(env, 'WORKERS', '1');
-  const workers = workersRaw === 'auto' ? availableParallelism() : int(env, 'WORKERS', 1, 1, 256);
-  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
-  if (workers > 1 && !databaseUrl) {
+  const workers = env.WORKERS === 'auto' ? availableParallelism() : env.WORKERS;
+  if (workers > 1 && !env.DATABASE_URL) {
     throw new ConfigError('WORKERS', 'must be 1 with the embedded database (set DATABASE_URL to run several workers)');
   }
-
-  const host = str(env, 'HOST', '127.0.0.1');
-  const port = int(env, 'PORT', 8000, 0, 65535);
 
   return {
     nodeEnv,
     secretKey,
     secretKeyGenerated,
-    algorithm: algorithm as JwtAlgorithm,
+    algorithm,
     jwtPrivateKey,
-    accessTokenExpireMinutes: int(env, 'ACCESS_TOKEN_EXPIRE_MINUTES', 15, 1, 24 * 60),
-    refreshTokenExpireDays: int(env, 'REFRESH_TOKEN_EXPIRE_DAYS', 14, 1, 365),
-    sessionMaxDays: int(env, 'SESSION_MAX_DAYS', 90, 1, 3650),
-    refreshReuseGraceSeconds: int(env, 'REFRESH_REUSE_GRACE_SECONDS', 10, 0, 300),
-    jwtIssuer: str(env, 'JWT_ISSUER', 'gatehouse'),
-    jwtAudience: str(env, 'JWT_AUDIENCE', 'gatehouse'),
-    jwtLeewaySeconds: int(env, 'JWT_LEEWAY_SECONDS', 30, 0, 300),
-    databaseUrl,
+    accessTokenExpireMinutes: env.ACCESS_TOKEN_EXPIRE_MINUTES,
+    refreshTokenExpireDays: env.REFRESH_TOKEN_EXPIRE_DAYS,
+    sessionMaxDays: env.SESSION_MAX_DAYS,
+    refreshReuseGraceSeconds: env.REFRESH_REUSE_GRACE_SECONDS,
+    jwtIssuer: env.JWT_ISSUER,
+    jwtAudience: env.JWT_AUDIENCE,
+    jwtLeewaySeconds: env.JWT_LEEWAY_SECONDS,
+    databaseUrl: env.DATABASE_URL,
     dataDir,
-    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
-    redisPrefix: str(env, 'REDIS_PREFIX', 'gatehouse:'),
-    host,
-    port,
-    corsOrigins,
-    trustProxy: parseTrustProxy(env.TRUST_PROXY),
-    logLevel,
+    redisUrl: env.REDIS_URL,
+    redisPrefix: env.REDIS_PREFIX,
+    host: env.HOST,
+    port: env.PORT,
+    corsOrigins: env.CORS_ORIGINS,
+    trustProxy: env.TRUST_PROXY,
+    logLevel: env.LOG_LEVEL ?? (nodeEnv === 'test' ? 'silent' : 'info'),
     workers,
-    bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
-    passwordMinLength: int(env, 'PASSWORD_MIN_LENGTH', 8, 1, 128),
-    passwordMaxLength: int(env, 'PASSWORD_MAX_LENGTH', 128, 8, 1024),
-    passwordMinScore: int(env, 'PASSWORD_MIN_SCORE', 3, 0, 4),
+    bodyLimitBytes: env.BODY_LIMIT_BYTES,
+    passwordMinLength: env.PASSWORD_MIN_LENGTH,
+    passwordMaxLength: env.PASSWORD_MAX_LENGTH,
+    passwordMinScore: env.PASSWORD_MIN_SCORE,
     // One hashing thread per core across all workers: more only queue on the same cores.
-    hashConcurrency: int(env, 'HASH_CONCURRENCY', Math.max(1, Math.round(availableParallelism() / workers)), 1, 64),
-    hashQueueMax: int(env, 'HASH_QUEUE_MAX', 256, 0, 100_000),
-    rateLimitTokenPerMinute: int(env, 'RATE_LIMIT_TOKEN_PER_MINUTE', 30, 0, 1_000_000),
-    rateLimitRegisterPerHour: int(env, 'RATE_LIMIT_REGISTER_PER_HOUR', 20, 0, 1_000_000),
-    rateLimitFailedLoginsPerAccount: int(env, 'RATE_LIMIT_FAILED_LOGINS_PER_ACCOUNT', 10, 0, 1_000_000),
-    sessionRetentionDays: int(env, 'SESSION_RETENTION_DAYS', 7, 0, 3650),
-    hsts: bool(env, 'HSTS', production),
-    benchRoutes: bool(env, 'BENCH_ROUTES', false),
+    hashConcurrency: env.HASH_CONCURRENCY ?? Math.max(1, Math.round(availableParallelism() / workers)),
+    hashQueueMax: env.HASH_QUEUE_MAX,
+    rateLimitTokenPerMinute: env.RATE_LIMIT_TOKEN_PER_MINUTE,
+    rateLimitRegisterPerHour: env.RATE_LIMIT_REGISTER_PER_HOUR,
+    rateLimitFailedLoginsPerAccount: env.RATE_LIMIT_FAILED_LOGINS_PER_ACCOUNT,
+    sessionRetentionDays: env.SESSION_RETENTION_DAYS,
+    hsts: env.HSTS ?? production,
+    benchRoutes: env.BENCH_ROUTES,
   };
 }
 

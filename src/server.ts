@@ -3,6 +3,7 @@
 // workers (each with its own pools, sharing one port), restarts one that
 // dies, and passes shutdown signals on.
 import cluster from 'node:cluster';
+import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, loadDotEnv, type Config } from './config.js';
 
@@ -30,27 +31,24 @@ async function serve(config: Config): Promise<void> {
   }
   const { app } = gatehouse;
 
-  let closing = false;
-  const shutdown = (signal: string) => {
-    if (closing) return;
-    closing = true;
-    app.log.info({ signal }, 'shutting down: finishing requests in flight');
-    const force = setTimeout(() => {
-      app.log.error('shutdown took too long; exiting');
-      process.exit(1);
-    }, 20_000);
-    force.unref();
-    // Stops accepting, waits for in-flight requests, then closes stores and the database.
-    app.close().then(
-      () => process.exit(0),
-      (err) => {
-        app.log.error({ err }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  // A cluster worker hears Ctrl-C's SIGINT from the terminal and then the
+  // primary's SIGTERM; it stops on the latter only, since close-with-grace
+  // treats a second signal as "exit now".
+  if (cluster.isWorker) process.on('SIGINT', () => {});
+  closeWithGrace(
+    {
+      delay: 20_000,
+      skip: cluster.isWorker ? ['SIGINT'] : [],
+      logger: { error: (msg: unknown) => app.log.error(msg) },
+      onTimeout: () => app.log.error('shutdown took too long; exiting'),
+    },
+    async ({ signal, err }) => {
+      if (err) app.log.error({ err }, 'uncaught error: shutting down');
+      else app.log.info({ signal }, 'shutting down: finishing requests in flight');
+      // Stops accepting, waits for in-flight requests, then closes stores and the database.
+      await app.close();
+    },
+  );
 
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -80,14 +78,14 @@ function primary(config: Config): void {
     // A worker that dies at once (bad config, database down) would loop: back off.
     setTimeout(fork, lived < 5_000 ? 2_000 : 0);
   });
-  const stop = (signal: NodeJS.Signals) => {
+  const stop = () => {
     if (stopping) return;
     stopping = true;
-    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill(signal);
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
     setTimeout(() => process.exit(1), 25_000).unref();
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }
 
 const config = loadOrExit();

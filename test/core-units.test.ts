@@ -25,7 +25,7 @@ describe('grants, on PGlite with a movable clock', () => {
   before(async () => {
     tdb = await openTestDatabase('pglite');
     const options = resolveOptions({ database: tdb.db, secretKey: TEST_SECRET, clock, refreshGraceSeconds: 10, refreshTokenTtlSeconds: 3600 });
-    core = createAuthCore(options, tdb.db, pino({ level: 'silent' }));
+    core = await createAuthCore(options, tdb.db, pino({ level: 'silent' }));
     await core.start();
   });
   after(async () => {

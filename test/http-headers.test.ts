@@ -27,6 +27,18 @@ describe('security headers and CORS', () => {
     assert.equal((await plain.http.get('/health')).headers.get('strict-transport-security'), null, 'no HSTS unless asked');
   });
 
+  test('/docs cannot be framed either, and its policy lets Swagger UI load only its own assets', async () => {
+    for (const path of ['/docs', '/docs/', '/docs/static/swagger-ui-bundle.js', '/docs/json']) {
+      const r = await fetch(`${plain.url}${path}`);
+      assert.equal(r.status, 200, path);
+      assert.equal(r.headers.get('x-frame-options'), 'DENY', path);
+      const csp = r.headers.get('content-security-policy') ?? '';
+      assert.match(csp, /frame-ancestors 'none'/, path);
+      assert.match(csp, /script-src 'self'(;|$)/, `${path}: scripts from the service itself, nothing inline: ${csp}`);
+      assert.equal(r.headers.get('x-content-type-options'), 'nosniff', path);
+    }
+  });
+
   test('HSTS=true sends Strict-Transport-Security', async () => {
     const r = await hardened.http.get('/health');
     assert.match(r.headers.get('strict-transport-security') ?? '', /max-age=\d+/);

@@ -54,7 +54,7 @@ for (const backend of backends()) {
     test('PATCH email: stored as given; logging in follows it', async () => {
       const u = await registerAndLogin(app.http);
       const email = `New.${u.username}@Example.org`;
-      const r = await app.http.patch('/users/me', { email }, u.access);
+      const r = await app.http.patch('/users/me', { email, current_password: u.password }, u.access);
       assert.equal(r.status, 200, r.text);
       assert.equal(r.body.email, email);
       assert.equal((await app.http.get('/users/me', u.access)).body.email, email);
@@ -69,13 +69,29 @@ for (const backend of backends()) {
       const a = await registerAndLogin(app.http);
       const b = await registerAndLogin(app.http);
       for (const email of [b.email, b.email.toUpperCase()]) {
-        const r = await app.http.patch('/users/me', { email, full_name: 'Should Not Stick' }, a.access);
+        const r = await app.http.patch('/users/me', { email, full_name: 'Should Not Stick', current_password: a.password }, a.access);
         assertProblem(r, 409);
         assert.ok(!r.text.toLowerCase().includes(b.username), 'the other user is not named');
       }
       const me = await app.http.get('/users/me', a.access);
       assert.equal(me.body.email, a.email);
       assert.equal(me.body.full_name, null, 'a refused PATCH changes no field');
+    });
+
+    test('v2: a new email needs the current password; without it nothing (not even a taken address) is revealed', async () => {
+      const a = await registerAndLogin(app.http);
+      const b = await registerAndLogin(app.http);
+      for (const email of [`fresh.${a.username}@example.org`, b.email]) {
+        const missing = await app.http.patch('/users/me', { email }, a.access);
+        assertProblem(missing, 422);
+        assert.deepEqual(missing.body.errors, [{ path: '/current_password', message: 'is required to change the email address' }]);
+        const wrong = await app.http.patch('/users/me', { email, current_password: 'not-Mine-42x' }, a.access);
+        assertProblem(wrong, 400);
+        assert.equal(wrong.body.code, 'current_password_incorrect');
+      }
+      assert.equal((await app.http.get('/users/me', a.access)).body.email, a.email, 'nothing changed');
+      // The name alone needs no password.
+      assert.equal((await app.http.patch('/users/me', { full_name: 'Ada' }, a.access)).status, 200);
     });
 
     test('PATCH with an invalid email or wrong types: 422 naming the field', async () => {

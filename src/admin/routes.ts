@@ -6,7 +6,9 @@ import { principalOf } from '../auth/guard.js';
 import { isUuid } from '../auth/ids.js';
 import { User } from '../auth/schemas.js';
 import { LastAdminError, toPublicUser } from '../auth/users.js';
+import { bodyErrors, guarded as guardAnswers, problem, unavailable } from '../http/openapi.js';
 import { PageQuery, pageRequest } from '../http/pagination.js';
+import { noStore } from '../http/render.js';
 import { listUsers } from './queries.js';
 
 const UserPage = Type.Object(
@@ -17,15 +19,12 @@ const UserPage = Type.Object(
   { description: 'One page of users, oldest first' },
 );
 
-const problem = (description: string) => ({ ...Type.Ref('Problem'), description });
-/** The guard's answers, for the documentation. */
-const guarded = {
-  401: problem('Missing, invalid, expired or revoked token (see WWW-Authenticate)'),
-  403: problem('The token lacks the admin scope (insufficient_scope)'),
-};
+const guarded = { ...guardAnswers('The token lacks the admin scope (insufficient_scope)'), ...unavailable };
 
 export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
   const { db, sessions, users } = core;
+  // Other users' personal data: never cached.
+  app.addHook('onSend', async (_request, reply) => noStore(reply));
 
   app.get(
     '/admin/users',
@@ -61,9 +60,9 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async 
         response: {
           200: User,
           ...guarded,
+          ...bodyErrors,
           404: problem('No such user'),
           409: problem('The change would leave no enabled administrator'),
-          422: problem('A field is not valid'),
         },
       },
     },

@@ -53,10 +53,10 @@ function createBus(options: ResolvedOptions, db: Database, warn: (msg: string, e
   return new LocalBus(warn);
 }
 
-export function createAuthCore(options: ResolvedOptions, db: Database, log: FastifyBaseLogger): AuthCore {
+export async function createAuthCore(options: ResolvedOptions, db: Database, log: FastifyBaseLogger): Promise<AuthCore> {
   const clock = options.clock ?? systemClock;
   const warn = (msg: string, err?: unknown) => log.warn({ err: err instanceof Error ? err.message : err }, msg);
-  const keys = loadSigningKeys({
+  const keys = await loadSigningKeys({
     algorithm: options.algorithm,
     secretKey: options.secretKey,
     privateKeyPem: options.privateKey,

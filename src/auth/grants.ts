@@ -114,6 +114,23 @@ export class Grants {
     return tokenResponse(access.token, access.expiresIn, refreshToken, scope);
   }
 
+  /**
+   * A signed-in user re-proving who they are before a sensitive change
+   * (password, email): as rate-limited as a login, on the same account
+   * counter, so it cannot be used to guess the password instead.
+   */
+  async verifyCurrentPassword(user: UserRow, password: string, meta: SessionMeta): Promise<void> {
+    const { limits, hasher } = this.deps;
+    // The login's counter for this account: guesses here and failed logins lock it together.
+    const key = lockoutKey(user.username, user.id);
+    await limits.checkLogin(key, meta.ip ?? '');
+    const ok = !exceedsLength(password, this.deps.passwordMaxLength) && (await hasher.verify(user.password_hash, password)).ok;
+    if (!ok) {
+      await limits.loginFailed(key, meta.ip ?? '');
+      throw new AuthError('current_password_incorrect', 'The current password is incorrect');
+    }
+  }
+
   /** A better hash for a right password. Never turns the login into an error: a busy pool postpones it to the next login. */
   private async upgradeHash(user: UserRow, password: string): Promise<void> {
     try {

@@ -9,7 +9,8 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { JwtAlgorithm } from '../config.js';
+import { calculateJwkThumbprint, type JWK } from 'jose';
+import { keyProblem, type JwtAlgorithm } from './algorithms.js';
 
 export interface SigningKeys {
   algorithm: JwtAlgorithm;
@@ -22,12 +23,12 @@ export interface SigningKeys {
   jwks: JsonWebKey[];
 }
 
-export function loadSigningKeys(opts: {
+export async function loadSigningKeys(opts: {
   algorithm: JwtAlgorithm;
   secretKey: string;
   privateKeyPem?: string;
   dataDir: string;
-}): SigningKeys {
+}): Promise<SigningKeys> {
   if (opts.algorithm === 'HS256') {
     const secret = Buffer.from(opts.secretKey, 'utf8');
     // The kid names the key without revealing anything usable about it.
@@ -39,7 +40,8 @@ export function loadSigningKeys(opts: {
   checkKeyType(opts.algorithm, privateKey);
   const publicKey = createPublicKey(privateKey);
   const jwk = publicKey.export({ format: 'jwk' });
-  const kid = thumbprint(jwk);
+  // RFC 7638 JWK thumbprint.
+  const kid = await calculateJwkThumbprint(jwk as JWK, 'sha256');
   return {
     algorithm: opts.algorithm,
     kid,
@@ -52,35 +54,6 @@ export function loadSigningKeys(opts: {
 function checkKeyType(algorithm: JwtAlgorithm, key: KeyObject): void {
   const problem = keyProblem(algorithm, key);
   if (problem) throw new Error(`ALGORITHM=${algorithm} ${problem}`);
-}
-
-function keyProblem(algorithm: JwtAlgorithm, key: KeyObject): string | undefined {
-  const expected = { EdDSA: 'ed25519', ES256: 'ec', RS256: 'rsa' }[algorithm as 'EdDSA' | 'ES256' | 'RS256'];
-  if (key.type !== 'private') return 'needs a private key';
-  if (key.asymmetricKeyType !== expected) return `needs a ${expected} private key, got ${key.asymmetricKeyType}`;
-  if (algorithm === 'ES256' && key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') return 'needs a P-256 key';
-  // RFC 7518 §3.3: 2048 bits or more.
-  if (algorithm === 'RS256' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) return 'needs an RSA key of at least 2048 bits';
-  return undefined;
-}
-
-/** What is wrong with a configured private key for this algorithm, or undefined (config.ts reports it as JWT_PRIVATE_KEY). */
-export function privateKeyProblem(algorithm: JwtAlgorithm, pem: string): string | undefined {
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(pem);
-  } catch {
-    return 'is not a PEM private key';
-  }
-  return keyProblem(algorithm, key);
-}
-
-/** RFC 7638 JWK thumbprint. */
-function thumbprint(jwk: JsonWebKey): string {
-  const members: Record<string, string[]> = { OKP: ['crv', 'kty', 'x'], EC: ['crv', 'kty', 'x', 'y'], RSA: ['e', 'kty', 'n'] };
-  const required = members[jwk.kty as string] ?? [];
-  const canonical = JSON.stringify(Object.fromEntries(required.map((k) => [k, jwk[k]])));
-  return createHash('sha256').update(canonical).digest('base64url');
 }
 
 /** Development only: a key pair generated once and kept (0600) under DATA_DIR. */

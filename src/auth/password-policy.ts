@@ -5,14 +5,13 @@
 // zxcvbn is synchronous and its cost grows faster than the password's
 // length: about 50 ms of CPU for 32 characters and 300 ms or more for 128
 // here. The HTTP routes therefore score on a thread of their own
-// (checkPasswordPolicyAsync): one registration with a long password must not
-// stall every other request on the event loop. The CLI scores in-line.
-import { ZxcvbnFactory } from '@zxcvbn-ts/core';
+// (StrengthScorer, owned by the PasswordHasher): one registration with a long
+// password must not stall every other request on the event loop. The CLI
+// scores in-line, with the same function (workers/strength.worker.ts).
 import * as common from '@zxcvbn-ts/language-common';
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
 import type { Config } from '../config.js';
-import { WorkQueue } from './work-queue.js';
+import { ThreadPool } from './thread-pool.js';
+import strengthScore, { type StrengthTask } from './workers/strength.worker.js';
 
 export interface PolicyOptions {
   minLength: number;
@@ -30,16 +29,12 @@ export interface PolicyFailure {
   message: string;
 }
 
-/** zxcvbn scores at most this many characters (a longer prefix is strong or it is not). */
-const SCORED_LENGTH = 128;
-
 const commonPasswords = new Set<string>(common.dictionary['passwords-common'] as string[]);
-let zxcvbn: ZxcvbnFactory | undefined;
 
 interface Pending {
   failures: PolicyFailure[];
   /** What zxcvbn still has to score, when the cheap rules leave it anything to do. */
-  score?: { password: string; inputs: string[]; message: (score: number) => PolicyFailure | undefined };
+  score?: StrengthTask & { message: (score: number) => PolicyFailure | undefined };
 }
 
 /** Every rule but the strength score, which is returned as work to do. */
@@ -87,86 +82,32 @@ export function checkPasswordPolicy(
   path = '/password',
 ): PolicyFailure[] {
   const p = cheapRules(password, context, opts, path);
-  if (!p.score) return p.failures;
-  zxcvbn ??= new ZxcvbnFactory({ dictionary: common.dictionary, graphs: common.adjacencyGraphs, maxLength: SCORED_LENGTH });
-  return finish(p, zxcvbn.check(p.score.password, p.score.inputs).score);
+  return p.score ? finish(p, strengthScore(p.score)) : p.failures;
 }
 
-/** The policy, scored on the strength thread (HTTP routes). Throws QueueFullError when it is swamped. */
-export async function checkPasswordPolicyAsync(
-  password: string,
-  context: { username?: string; email?: string },
-  opts: PolicyOptions,
-  path = '/password',
-): Promise<PolicyFailure[]> {
-  const p = cheapRules(password, context, opts, path);
-  if (!p.score) return p.failures;
-  return finish(p, await strength.score(p.score.password, p.score.inputs));
-}
-
-// The strength thread: inline CommonJS (the same under tsx and built), loading
-// zxcvbn from paths resolved here, at a lower priority than the event loop.
-const require = createRequire(import.meta.url);
-const MODULES = { core: require.resolve('@zxcvbn-ts/core'), common: require.resolve('@zxcvbn-ts/language-common') };
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-try { require('node:os').setPriority(10); } catch {}
-const { ZxcvbnFactory } = require(workerData.core);
-const common = require(workerData.common);
-const zxcvbn = new ZxcvbnFactory({ dictionary: common.dictionary, graphs: common.adjacencyGraphs, maxLength: workerData.maxLength });
-parentPort.on('message', (job) => {
-  try {
-    parentPort.postMessage({ id: job.id, ok: true, score: zxcvbn.check(job.password, job.inputs).score });
-  } catch (err) {
-    parentPort.postMessage({ id: job.id, ok: false, error: String(err && err.message) });
-  }
-});
-`;
-
-type Reply = { id: number; ok: true; score: number } | { id: number; ok: false; error: string };
-
-class StrengthThread {
-  private worker: Worker | undefined;
-  private readonly pending = new Map<number, { resolve: (score: number) => void; reject: (err: Error) => void }>();
-  private nextId = 1;
+/** The strength thread: started on the first score, ended after a minute idle or by close(). */
+export class StrengthScorer {
   // One password at a time; a bounded line behind it (beyond it: 503, as for hashing).
-  private readonly queue = new WorkQueue(1, 64);
+  private readonly pool = new ThreadPool<StrengthTask, number>('strength', {
+    maxThreads: 1,
+    minThreads: 0,
+    maxQueue: 64,
+    idleTimeoutMs: 60_000,
+  });
 
-  score(password: string, inputs: string[]): Promise<number> {
-    return this.queue.run(() => this.send(password, inputs));
+  /** The policy, scored on the strength thread (HTTP routes). Throws QueueFullError when it is swamped. */
+  async check(
+    password: string,
+    context: { username?: string; email?: string },
+    opts: PolicyOptions,
+    path = '/password',
+  ): Promise<PolicyFailure[]> {
+    const p = cheapRules(password, context, opts, path);
+    if (!p.score) return p.failures;
+    return finish(p, await this.pool.run({ password: p.score.password, inputs: p.score.inputs }));
   }
 
-  private send(password: string, inputs: string[]): Promise<number> {
-    const worker = (this.worker ??= this.spawn());
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.ref();
-      worker.postMessage({ id, password, inputs });
-    });
-  }
-
-  private spawn(): Worker {
-    const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { ...MODULES, maxLength: SCORED_LENGTH } });
-    w.on('message', (reply: Reply) => {
-      const p = this.pending.get(reply.id);
-      if (!p) return;
-      this.pending.delete(reply.id);
-      if (this.pending.size === 0) w.unref();
-      if (reply.ok) p.resolve(reply.score);
-      else p.reject(new Error(reply.error));
-    });
-    const died = () => {
-      if (this.worker === w) this.worker = undefined; // the next job starts a fresh one
-      for (const p of this.pending.values()) p.reject(new Error('password strength thread exited'));
-      this.pending.clear();
-    };
-    w.on('error', died);
-    w.on('exit', died);
-    // Idle, the thread never keeps the process alive (after the listeners, which ref it).
-    w.unref();
-    return w;
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }
-
-const strength = new StrengthThread();

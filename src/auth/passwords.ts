@@ -1,12 +1,14 @@
 // Password hashing: argon2id for every new hash; bcrypt ($2a$/$2b$/$2y$, as
 // FastAPI/passlib apps store them) still verifies and is flagged for upgrade,
 // as are argon2 hashes with weaker parameters than the current ones. All
-// hashing runs on a pool of low-priority threads (hash-pool.ts), never on
-// the event loop, through a bounded queue.
+// hashing runs on a pool of low-priority threads (thread-pool.ts), never on
+// the event loop, through a bounded queue. The hasher also owns the thread
+// that scores password strength (checkPolicy).
 import type { Options as Argon2Options } from '@node-rs/argon2';
 import { randomBytes } from 'node:crypto';
-import { HashPool } from './hash-pool.js';
-import { WorkQueue } from './work-queue.js';
+import { StrengthScorer } from './password-policy.js';
+import { ThreadPool } from './thread-pool.js';
+import type { HashTask } from './workers/hash.worker.js';
 
 // algorithm 2 is Algorithm.Argon2id (an ambient const enum, not importable as a value).
 export const ARGON2_PARAMS: Argon2Options = { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 };
@@ -21,22 +23,22 @@ const BCRYPT_RE = /^\$2[aby]\$(\d{2})\$[./A-Za-z0-9]{53}$/;
 const ARGON2_RE = /^\$argon2(id|i|d)\$v=(\d+)\$m=(\d+),t=(\d+),p=(\d+)\$/;
 
 export class PasswordHasher {
-  readonly queue: WorkQueue;
-  private readonly pool: HashPool;
+  private readonly pool: ThreadPool<HashTask, string | boolean>;
+  private readonly strength = new StrengthScorer();
   private dummyHash: Promise<string> | undefined;
 
+  /** `concurrency` hashing threads, and at most `maxQueued` jobs waiting for one. */
   constructor(concurrency: number, maxQueued: number) {
-    this.queue = new WorkQueue(concurrency, maxQueued);
-    this.pool = new HashPool(concurrency);
+    this.pool = new ThreadPool('hash', { maxThreads: concurrency, maxQueue: maxQueued });
   }
 
-  hash(password: string): Promise<string> {
-    return this.queue.run(async () => (await this.pool.run({ op: 'argon2-hash', password, options: ARGON2_PARAMS })) as string);
+  async hash(password: string): Promise<string> {
+    return (await this.pool.run({ op: 'argon2-hash', password, options: ARGON2_PARAMS })) as string;
   }
 
-  /** Runs a verification; a corrupt stored hash makes it throw: that is a mismatch. */
-  private check(op: 'argon2-verify' | 'bcrypt-verify', hash: string, password: string): Promise<boolean> {
-    return this.queue.run(() => this.pool.run({ op, hash, password }).then((v) => v === true, () => false));
+  /** A corrupt stored hash is a mismatch (the thread answers false). */
+  private async check(op: 'argon2-verify' | 'bcrypt-verify', hash: string, password: string): Promise<boolean> {
+    return (await this.pool.run({ op, hash, password })) === true;
   }
 
   async verify(storedHash: string, password: string): Promise<VerifyResult> {
@@ -69,8 +71,13 @@ export class PasswordHasher {
     return this.dummyHash;
   }
 
-  close(): Promise<void> {
-    return this.pool.close();
+  /** The password policy, scored on the strength thread (HTTP routes). Throws QueueFullError when it is swamped. */
+  checkPolicy(...args: Parameters<StrengthScorer['check']>): ReturnType<StrengthScorer['check']> {
+    return this.strength.check(...args);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.pool.close(), this.strength.close()]);
   }
 }
 

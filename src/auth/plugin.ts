@@ -45,7 +45,7 @@ async function gatehousePlugin(app: FastifyInstance, raw: GatehouseOptions): Pro
   let core: AuthCore;
   try {
     if (options.migrate) await migrate(db, authMigrations);
-    core = createAuthCore(options, db, app.log);
+    core = await createAuthCore(options, db, app.log);
     installGuard(app, core, options.realm);
   } catch (err) {
     if (ownDb) await db.close();

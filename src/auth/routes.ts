@@ -4,11 +4,12 @@
 import formbody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
+import { bodyErrors, empty, guarded, limited, problem, unavailable } from '../http/openapi.js';
+import { noStore } from '../http/render.js';
 import type { AuthCore } from './core.js';
 import { AuthError, validationFailed, type FieldError } from './errors.js';
 import { principalOf } from './guard.js';
-import { checkPasswordPolicyAsync } from './password-policy.js';
 import { Jwks, LogoutQuery, OAuthErrorBody, RegisterRequest, RevokeRequest, TokenRequest, TokenResponse, User } from './schemas.js';
 import type { SessionMeta } from './sessions.js';
 import { InvalidTokenError } from './tokens.js';
@@ -36,10 +37,6 @@ function oauthParams(body: unknown): Record<string, string | undefined> {
 
 const AUTH_BODY_LIMIT = 64 * 1024;
 
-function noStore(reply: FastifyReply): void {
-  reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-}
-
 /** Mounted under the plugin's prefix (default /auth), in a context of its own. */
 export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
   const { grants, sessions, tokens, revocations, users, hasher, limits, options } = core;
@@ -50,6 +47,8 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
     attachFieldsToBody: 'keyValues',
     limits: { files: 0, fields: 32, parts: 32, fieldSize: 8 * 1024, fieldNameSize: 100 },
   });
+  // Every /auth answer carries a token or personal data: never cached.
+  app.addHook('onSend', async (_request, reply) => noStore(reply));
   // Every /auth body is small: refused past 64 KiB, before it is read whole.
   const limit = Math.min(AUTH_BODY_LIMIT, app.initialConfig.bodyLimit ?? AUTH_BODY_LIMIT);
   app.addHook('onRoute', (route) => {
@@ -63,7 +62,14 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         tags: ['auth'],
         summary: 'Create an account',
         body: RegisterRequest,
-        response: { 201: User },
+        response: {
+          201: User,
+          ...bodyErrors,
+          409: problem('That username or email address is already taken'),
+          422: problem('A field is not valid, or the password fails the policy (errors names each rule)'),
+          ...limited,
+          ...unavailable,
+        },
       },
     },
     async (request, reply) => {
@@ -75,7 +81,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         errors.push({ path: '/username', message: 'must be 3–32 characters of a-z, 0-9, _ . -' });
       }
       if (!isValidEmail(email)) errors.push({ path: '/email', message: 'must be a valid email address' });
-      errors.push(...(await checkPasswordPolicyAsync(password, { username, email }, options.passwordPolicy)));
+      errors.push(...(await hasher.checkPolicy(password, { username, email }, options.passwordPolicy)));
       if (errors.length) throw validationFailed(errors);
       await users.assertAvailable(username, email);
       const user = await users.create({
@@ -101,11 +107,10 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
           'A refresh token is single-use: each use returns a new one.',
         consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
         body: TokenRequest,
-        response: { 200: TokenResponse, 400: OAuthErrorBody },
+        response: { 200: TokenResponse, 400: OAuthErrorBody, 413: bodyErrors[413], ...limited, ...unavailable },
       },
     },
-    async (request, reply) => {
-      noStore(reply);
+    async (request) => {
       const p = oauthParams(request.body);
       const grant = p.grant_type ?? (p.username !== undefined && p.password !== undefined ? 'password' : undefined);
       if (grant === undefined) throw new AuthError('invalid_request', 'The grant_type parameter is required');
@@ -136,11 +141,16 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
           'revoking an access token invalidates that token only.',
         consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
         body: RevokeRequest,
-        response: { 200: Type.Object({}, { additionalProperties: false, description: '{} (RFC 7009 §2.2: clients may ignore it)' }), 400: OAuthErrorBody },
+        response: {
+          200: Type.Object({}, { additionalProperties: false, description: '{} (RFC 7009 §2.2: clients may ignore it)' }),
+          400: OAuthErrorBody,
+          413: bodyErrors[413],
+          ...limited,
+          ...unavailable,
+        },
       },
     },
-    async (request, reply) => {
-      noStore(reply);
+    async (request) => {
       const { token } = oauthParams(request.body);
       if (!token) throw new AuthError('invalid_request', 'The token parameter is required');
       // Revoking costs a lookup and can end a session: it shares the token endpoint's per-IP budget.
@@ -169,7 +179,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         tags: ['auth'],
         summary: 'Log out: end this session (local), every other one (others: this one keeps working), or all (global)',
         querystring: LogoutQuery,
-        response: { 204: Type.Null({ description: 'Logged out' }) },
+        response: { 204: empty('Logged out'), 401: guarded()[401], 422: problem('Unknown scope'), ...unavailable },
       },
     },
     async (request, reply) => {

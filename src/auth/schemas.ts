@@ -48,17 +48,18 @@ export const LogoutQuery = Type.Object({
 
 export const Jwks = Type.Object({ keys: Type.Array(Type.Object({}, { additionalProperties: true })) });
 
-export const Problem = Type.Object(
-  {
-    type: Type.String(),
-    title: Type.String(),
-    status: Type.Integer(),
-    detail: Type.String(),
-    code: Type.String({ description: 'A stable machine-readable reason (RFC 9457 extension member)' }),
-    errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
-  },
-  { $id: 'Problem' },
-);
+/** RFC 9457 problem details, with `code` (the stable reason) and `errors` (every invalid field). */
+export const ProblemBody = Type.Object({
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Integer(),
+  detail: Type.String(),
+  code: Type.String({ description: 'A stable machine-readable reason (RFC 9457 extension member)' }),
+  errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+});
+
+/** The same, as a shared schema of the service (`Type.Ref('Problem')`). */
+export const Problem = Type.Object(ProblemBody.properties, { $id: 'Problem' });
 
 export const User = Type.Object(
   {

@@ -48,12 +48,13 @@ export function sendProblem(reply: FastifyReply, err: AuthError, realm: string) 
 export function sendOAuth(reply: FastifyReply, err: AuthError) {
   const oauth = (ERROR_CODES[err.code] as { oauth?: string }).oauth!;
   if (err.extra.headers) reply.headers(err.extra.headers);
-  return reply
-    .code(400)
-    .header('cache-control', 'no-store')
-    .header('pragma', 'no-cache')
-    .type('application/json')
-    .send({ error: oauth, error_description: err.detail });
+  noStore(reply);
+  return reply.code(400).type('application/json').send({ error: oauth, error_description: err.detail });
+}
+
+/** For every answer that carries a token or personal data (API.md, "Errors"). */
+export function noStore(reply: FastifyReply): void {
+  reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
 }
 
 /** Renders an error in the format of the route it happened on. */

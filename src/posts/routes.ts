@@ -5,6 +5,7 @@ import { AuthError, insufficientScope, notFound as notFoundError } from '../auth
 import { principalOf, type Principal } from '../auth/guard.js';
 import { isUuid } from '../auth/ids.js';
 import { normalizeUsername } from '../auth/users.js';
+import { bodyErrors, guarded as guardAnswers, problem, unavailable } from '../http/openapi.js';
 import { PageQuery, pageRequest } from '../http/pagination.js';
 import { createPost, deletePost, findPost, listPosts, postExists, toPublicPost, updatePost, userIdByUsername } from './queries.js';
 
@@ -37,13 +38,9 @@ const Body = Type.String({ maxLength: BODY_MAX, description: `Up to ${BODY_MAX} 
 
 const PostId = Type.Object({ id: Type.String({ description: 'The post id (a UUID)' }) });
 
-const problem = (description: string) => ({ ...Type.Ref('Problem'), description });
 const notFound = () => notFoundError('Post not found');
 /** The guard's answers, for the documentation of protected routes. */
-const guarded = {
-  401: problem('Missing, invalid, expired or revoked token (see WWW-Authenticate)'),
-  403: problem('The token lacks a needed scope (insufficient_scope), or the post is not yours'),
-};
+const guarded = { ...guardAnswers('The token lacks a needed scope (insufficient_scope), or the post is not yours'), ...unavailable };
 
 export const postRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
   const { db, clock } = core;
@@ -119,7 +116,7 @@ export const postRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
           { title: Title, body: Body, published: Type.Optional(Type.Boolean({ default: false })) },
           { additionalProperties: false },
         ),
-        response: { 201: Post, ...guarded, 422: problem('A field is not valid') },
+        response: { 201: Post, ...guarded, ...bodyErrors },
       },
     },
     async (request, reply) => {
@@ -145,8 +142,8 @@ export const postRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         response: {
           200: Post,
           ...guarded,
+          ...bodyErrors,
           404: problem('No such post'),
-          422: problem('A field is not valid'),
         },
       },
     },
