@@ -10,7 +10,7 @@ import { gatehouse, type GatehouseOptions } from './auth/plugin.js';
 import { Problem, User } from './auth/schemas.js';
 import { ScopeRules } from './auth/scopes.js';
 import { systemClock, type Clock } from './clock.js';
-import type { Config } from './config.js';
+import { policyOf, type Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { registerErrorHandling } from './http/errors.js';
 import { frameworkErrors, problemBody } from './http/render.js';
@@ -57,7 +57,7 @@ export function pluginOptions(config: Config, db: Database, clock: Clock): Gateh
     leewaySeconds: config.jwtLeewaySeconds,
     sessionRetentionSeconds: config.sessionRetentionDays * DAY,
     realm: REALM,
-    passwordPolicy: { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength, minScore: config.passwordMinScore },
+    passwordPolicy: policyOf(config),
     limits: {
       tokenPerMinute: config.rateLimitTokenPerMinute,
       registerPerHour: config.rateLimitRegisterPerHour,

@@ -8,13 +8,13 @@
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { checkPasswordPolicy, policyOf } from './auth/password-policy.js';
+import { checkPasswordPolicy } from './auth/password-policy.js';
 import { PasswordHasher } from './auth/passwords.js';
 import { announceUserChange } from './admin/announce.js';
 import { AuthError } from './auth/errors.js';
 import { isValidEmail, LastAdminError, normalizeUsername, USERNAME_RE, UsersRepository } from './auth/users.js';
 import { systemClock } from './clock.js';
-import { ConfigError, loadConfig, loadDotEnv, type Config } from './config.js';
+import { ConfigError, loadConfig, loadDotEnv, policyOf, type Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { authMigrations } from './auth/migrations.js';

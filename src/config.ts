@@ -295,3 +295,8 @@ function developmentSecret(dataDir: string): string {
     throw new ConfigError('DATA_DIR', `cannot keep the development key in ${dataDir} (${code}); make it writable or set SECRET_KEY`);
   }
 }
+
+/** The password policy the configuration asks for (the plugin's `passwordPolicy` option). */
+export function policyOf(config: Pick<Config, 'passwordMinLength' | 'passwordMaxLength' | 'passwordMinScore'>) {
+  return { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength, minScore: config.passwordMinScore };
+}

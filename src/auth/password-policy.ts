@@ -9,7 +9,6 @@
 // password must not stall every other request on the event loop. The CLI
 // scores in-line, with the same function (workers/strength.worker.ts).
 import * as common from '@zxcvbn-ts/language-common';
-import type { Config } from '../config.js';
 import { ThreadPool } from './thread-pool.js';
 import strengthScore, { type StrengthTask } from './workers/strength.worker.js';
 
@@ -17,11 +16,6 @@ export interface PolicyOptions {
   minLength: number;
   maxLength: number;
   minScore: number;
-}
-
-/** The policy the configuration asks for. */
-export function policyOf(config: Pick<Config, 'passwordMinLength' | 'passwordMaxLength' | 'passwordMinScore'>): PolicyOptions {
-  return { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength, minScore: config.passwordMinScore };
 }
 
 export interface PolicyFailure {
