@@ -39,8 +39,9 @@ test('guessing the current password on PUT /users/me/password is limited like lo
     assert.equal(blocked.status, 429, 'even the right password is refused once the account is locked');
     assert.match(blocked.headers.get('retry-after') ?? '', /^\d+$/);
     assert.equal(await storedHash(), before, 'the password did not change');
-    // The same account lock covers logins from that address.
+    // The same account lock covers logins from that address, by username or by email.
     assert.equal((await app.http.token({ username: u.username, password: u.password })).status, 429);
+    assert.equal((await app.http.token({ username: u.email, password: u.password })).status, 429);
   } finally {
     await app.close();
   }

@@ -406,22 +406,49 @@ for (const backend of backends()) {
       }
     });
 
-    test('failures count against one name however it is spelt (case, NFKC; email case)', async () => {
+    /** An app whose accounts lock after three failures, closed after `fn`. */
+    async function withLockAfter3(fn: (app: TestApp, attempt: (username: string, password: string) => Promise<Res>) => Promise<void>) {
       const app = await startApp({ backend, env: { RATE_LIMIT_FAILED_LOGINS_PER_ACCOUNT: '3' } });
       try {
-        const victim = await registerUser(app.http);
-        const byName = [victim.username, victim.username.toUpperCase(), victim.username.replace(/^./, (c) => String.fromCharCode(c.toUpperCase().charCodeAt(0) + 0xfee0))];
-        const byEmail = [victim.email, victim.email.toUpperCase(), victim.email.replace(/^./, (c) => c.toUpperCase())];
-        for (const names of [byName, byEmail]) {
-          for (const name of names) {
-            assertOAuthError(await app.http.token({ grant_type: 'password', username: name, password: 'wrong-Pass-0' }), 'invalid_grant');
-          }
-          for (const name of names) assertProblem(await app.http.token({ grant_type: 'password', username: name, password: victim.password }), 429);
-        }
+        await fn(app, (username, password) => app.http.token({ grant_type: 'password', username, password }));
       } finally {
         await app.close();
       }
-    });
+    }
+
+    test('failures typed as the username, the email and a fullwidth variant all count against one account', () =>
+      withLockAfter3(async (app, attempt) => {
+        const victim = await registerUser(app.http);
+        const bystander = await registerUser(app.http);
+        // ａｌｉｃｅ folds to alice under NFKC: the same account.
+        const fullwidth = [...victim.username].map((c) => (/[a-z0-9]/.test(c) ? String.fromCharCode(c.charCodeAt(0) + 0xfee0) : c)).join('');
+        assert.notEqual(fullwidth, victim.username);
+        const spellings = [victim.username, victim.email.toUpperCase(), fullwidth];
+        for (const name of spellings) assertOAuthError(await attempt(name, 'wrong-Pass-0'), 'invalid_grant');
+        // One failure under each spelling: three against the account, so every spelling is locked.
+        for (const name of [...spellings, victim.email, victim.username.toUpperCase()]) {
+          assertProblem(await attempt(name, victim.password), 429);
+        }
+        const ok = await attempt(bystander.email, bystander.password);
+        assert.equal(ok.status, 200, ok.text);
+      }));
+
+    test('a name that matches no account is counted under every spelling of it, on a key of fixed size', () =>
+      withLockAfter3(async (app, attempt) => {
+        const huge = 'ghost' + 'x'.repeat(30_000);
+        for (const name of [huge, huge.toUpperCase(), 'ｇｈｏｓｔ' + 'x'.repeat(30_000)]) {
+          assertOAuthError(await attempt(name, 'wrong-Pass-0'), 'invalid_grant');
+        }
+        assertProblem(await attempt(huge, 'wrong-Pass-0'), 429);
+        if (app.core.limits.store === 'postgres') {
+          const r = await app.core.db.query<{ n: number; longest: number }>(
+            'SELECT count(*)::int AS n, max(length(key))::int AS longest FROM rate_limit_counters WHERE key LIKE $1',
+            ['fail-%'],
+          );
+          assert.equal(r.rows[0]!.n, 2, 'one counter per account and IP, one per account');
+          assert.ok(r.rows[0]!.longest < 120, `keys hold a hash, not the name: ${r.rows[0]!.longest}`);
+        }
+      }));
   });
 }
 

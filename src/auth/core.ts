@@ -94,7 +94,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     onReuse: ({ userId, sessionId, ip }) =>
       log.warn({ event: 'refresh_token_reuse', code: 'refresh_token_reused', userId, sessionId, ip }, 'refresh token reuse detected: session revoked'),
   });
-  const limits = new AuthRateLimits(options.limits, redis, options.redisPrefix);
+  const limits = new AuthRateLimits(options.limits, { redis, redisPrefix: options.redisPrefix, db });
   const hasher = new PasswordHasher(options.hashing.concurrency, options.hashing.queueMax);
   const grants = new Grants({
     users,
@@ -130,11 +130,13 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       await revocations.rebuild();
       await bus.start();
       revocations.start();
+      limits.start();
       sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err));
     },
     async close() {
       await sessions.stop();
       revocations.stop();
+      limits.stop();
       await bus.close();
       await hasher.close();
     },

@@ -6,11 +6,11 @@ import { AuthError } from './errors.js';
 import { FailureTiming, hashKind } from './failure-timing.js';
 import type { PasswordHasher } from './passwords.js';
 import { exceedsLength } from './password-length.js';
-import type { AuthRateLimits } from './rate-limit.js';
+import { lockoutKey, type AuthRateLimits } from './rate-limit.js';
 import { parseScope, type ScopeRules } from './scopes.js';
 import type { SessionMeta, Sessions } from './sessions.js';
 import type { TokenService } from './tokens.js';
-import { normalizeUsername, type UserRow, type UsersRepository } from './users.js';
+import type { UserRow, UsersRepository } from './users.js';
 
 /** The RFC 6749 §5.1 success body. */
 export interface TokenResponse {
@@ -83,11 +83,12 @@ export class Grants {
     const { username, password } = input;
     const startedAt = performance.now();
     const requested = this.requestedScope(input.scope);
-    const loginKey = username.includes('@') ? username.toLowerCase() : normalizeUsername(username);
+    // The account first: every spelling of it (username, email, NFKC variants) shares one lockout counter.
+    const user = username.length > MAX_LOGIN_LENGTH ? undefined : await users.findForLogin(username);
+    const loginKey = lockoutKey(username, user?.id);
     await limits.checkLogin(loginKey, meta.ip ?? '');
-    // Over-long input can never be valid: refused before any lookup or hashing.
+    // Over-long input can never be valid: refused before any hashing.
     const tooLong = exceedsLength(password, this.deps.passwordMaxLength) || username.length > MAX_LOGIN_LENGTH;
-    const user = tooLong ? undefined : await users.findForLogin(username);
     const result = tooLong
       ? { ok: false, needsRehash: false }
       : await this.timedVerify(user ? user.password_hash : await hasher.prepare(), password);
@@ -143,7 +144,8 @@ export class Grants {
    */
   async verifyCurrentPassword(user: UserRow, password: string, meta: SessionMeta): Promise<void> {
     const { limits, hasher } = this.deps;
-    const key = normalizeUsername(user.username);
+    // The login's counter for this account: guesses here and failed logins lock it together.
+    const key = lockoutKey(user.username, user.id);
     await limits.checkLogin(key, meta.ip ?? '');
     const ok = !exceedsLength(password, this.deps.passwordMaxLength) && (await hasher.verify(user.password_hash, password)).ok;
     if (!ok) {

@@ -1,5 +1,5 @@
 // The auth core's tables: users, sessions, refresh tokens, revoked access
-// tokens. A host app that embeds the core migrates this set, and only this.
+// tokens, rate-limit counters. A host app that embeds the core migrates this set, and only this.
 import type { MigrationSet } from '../db/migrate.js';
 
 export const authMigrations: MigrationSet = {
