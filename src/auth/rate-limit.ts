@@ -1,6 +1,13 @@
 // Rate limits on the auth endpoints (rate-limiter-flexible): per IP on the
-// token and register endpoints, and brute-force protection per account
-// (per account and IP, and per account across all IPs).
+// token and register endpoints (IPv6 clients by their /64), and brute-force
+// protection per account that cannot be turned into a lockout:
+// - per account and IP: an address that failed too often is refused for a
+//   while (it hurts only that address);
+// - per account across all addresses: past the threshold, each further
+//   failure slows the account down (a wait that doubles, capped at 15 min),
+//   never a long refusal; and a client that has signed in to the account
+//   before (same address, within 20 days) is never slowed by it, so an
+//   attacker failing from many addresses cannot keep the owner out.
 //
 // Where the counters live decides whether a limit holds for the whole
 // service or per process:
@@ -39,6 +46,25 @@ export interface RateLimitStores {
 export const RATE_LIMIT_TABLE = 'rate_limit_counters';
 const HOUSEKEEPING_MS = 5 * 60_000;
 const FAILURE_WINDOW_S = 15 * 60;
+/** The longest an account is slowed down for: never a day's refusal of the right password. */
+const MAX_SLOWDOWN_S = 15 * 60;
+/**
+ * How long a successful sign-in makes its address a known client of the
+ * account (under 24.8 days: the memory store's expiry is a Node timer).
+ */
+const KNOWN_CLIENT_S = 20 * 24 * 3600;
+
+/** The part of a client address a per-IP limit counts: IPv4 whole, IPv6 by its /64 (one host has 2^64). */
+export function ipKey(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  if (!ip.includes(':')) return ip;
+  const [head = '', tail] = ip.split('%')[0]!.toLowerCase().split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
 
 /**
  * The lockout counters' key for a login attempt: the account's id when the
@@ -62,6 +88,11 @@ export class AuthRateLimits {
   private readonly register?: RateLimiterAbstract;
   private readonly failuresUserIp?: RateLimiterAbstract;
   private readonly failuresUser?: RateLimiterAbstract;
+  /** Accounts slowed down: the key is blocked for the current wait. */
+  private readonly slowdown?: RateLimiterAbstract;
+  /** account|address pairs that signed in successfully. */
+  private readonly known?: RateLimiterAbstract;
+  private readonly threshold: number;
   private readonly db?: Database;
   private housekeeping?: NodeJS.Timeout;
 
@@ -102,7 +133,13 @@ export class AuthRateLimits {
     this.token = perIp('token', opts.tokenPerMinute, 60);
     this.register = perIp('register', opts.registerPerHour, 3600);
     this.failuresUserIp = make('fail-ui', opts.failedLoginsPerAccount, FAILURE_WINDOW_S, { blockDuration: FAILURE_WINDOW_S });
-    this.failuresUser = make('fail-u', opts.failedLoginsPerAccount * 10, 24 * 3600, { blockDuration: FAILURE_WINDOW_S });
+    // Counts only: what it leads to is a slowdown, never a block of its own.
+    this.failuresUser = make('fail-u', Number.MAX_SAFE_INTEGER, 24 * 3600);
+    this.threshold = opts.failedLoginsPerAccount;
+    if (opts.failedLoginsPerAccount > 0) {
+      this.slowdown = make('slow-u', 1, MAX_SLOWDOWN_S);
+      this.known = make('known', 1, KNOWN_CLIENT_S);
+    }
   }
 
   /** Starts deleting expired counters from the PostgreSQL table (they are ignored, not removed, when they expire). */
@@ -121,35 +158,48 @@ export class AuthRateLimits {
   }
 
   async tokenRequest(ip: string): Promise<void> {
-    await consume(this.token, ip, 'Too many token requests');
+    await consume(this.token, ipKey(ip), 'Too many token requests');
   }
 
   async registration(ip: string): Promise<void> {
-    await consume(this.register, ip, 'Too many registrations');
+    await consume(this.register, ipKey(ip), 'Too many registrations');
   }
 
-  /** Refuses a login for an account that has failed too often (whether or not it exists). */
+  /**
+   * Refuses an attempt on an account (whether or not it exists) from an
+   * address that failed on it too often, or while the account is slowed
+   * down, unless this address has signed in to it before.
+   */
   async checkLogin(account: LockoutKey, ip: string): Promise<void> {
-    for (const [limiter, key] of this.counters(account, ip)) {
-      if (!limiter) continue;
-      const res = await limiter.get(key);
-      if (res && res.consumedPoints >= limiter.points) throw rateLimited('Too many failed logins', res.msBeforeNext);
-    }
+    const pair = `${account}|${ip}`;
+    const own = this.failuresUserIp && (await this.failuresUserIp.get(pair));
+    if (own && own.consumedPoints >= this.failuresUserIp!.points) throw rateLimited('Too many failed logins', own.msBeforeNext);
+    const slowed = this.slowdown && (await this.slowdown.get(account));
+    if (!slowed || slowed.consumedPoints <= this.slowdown!.points) return;
+    if (await this.isKnown(pair)) return;
+    throw rateLimited('Too many failed logins on this account', slowed.msBeforeNext);
   }
 
   async loginFailed(account: LockoutKey, ip: string): Promise<void> {
-    await Promise.all(this.counters(account, ip).map(([limiter, key]) => limiter?.penalty(key).catch(() => {})));
+    const [, total] = await Promise.all([
+      this.failuresUserIp?.penalty(`${account}|${ip}`).catch(() => undefined),
+      this.failuresUser?.penalty(account).catch(() => undefined),
+    ]);
+    const over = (total?.consumedPoints ?? 0) - this.threshold;
+    // Past the threshold every failure doubles the wait: 1 s, 2 s, 4 s… up to 15 min.
+    if (this.slowdown && over > 0) {
+      await this.slowdown.block(account, Math.min(MAX_SLOWDOWN_S, 2 ** Math.min(over - 1, 20))).catch(() => {});
+    }
   }
 
   async loginSucceeded(account: LockoutKey, ip: string): Promise<void> {
-    await this.failuresUserIp?.delete(`${account}|${ip}`).catch(() => {});
+    const pair = `${account}|${ip}`;
+    await Promise.all([this.failuresUserIp?.delete(pair).catch(() => {}), this.known?.set(pair, 1, KNOWN_CLIENT_S).catch(() => {})]);
   }
 
-  private counters(account: LockoutKey, ip: string) {
-    return [
-      [this.failuresUserIp, `${account}|${ip}`],
-      [this.failuresUser, account],
-    ] as const;
+  private async isKnown(pair: string): Promise<boolean> {
+    const res = await this.known?.get(pair).catch(() => null);
+    return !!res && res.consumedPoints > 0;
   }
 }
 
