@@ -83,9 +83,10 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async 
       }
       if (!result) throw notFound('User not found');
       const { user, changed } = result;
+      // Refresh tokens are refused for a disabled user anyway; their sessions end too. Also when the
+      // user was disabled already: the node that disabled them may have died before announcing it.
+      if (user.disabled) await sessions.revokeUserSessions(user.id);
       if (changed) {
-        // Refresh tokens are refused for a disabled user anyway; their sessions end too.
-        if (user.disabled) await sessions.revokeUserSessions(user.id);
         request.log.info(
           { event: 'admin_user_changed', by: me.userId, userId: user.id, role: user.role, disabled: user.disabled },
           'user changed by an administrator',

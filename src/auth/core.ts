@@ -6,9 +6,11 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../db/client.js';
+import { ChangeFeed } from './change-feed.js';
 import { LocalBus, PgBus, RedisBus, type EventBus } from './event-bus.js';
 import { Grants } from './grants.js';
 import { loadSigningKeys, type SigningKeys } from './keys.js';
+import { LogThrottle, repeated } from './log-throttle.js';
 import type { ResolvedOptions } from './options.js';
 import { PasswordHasher } from './passwords.js';
 import { AuthRateLimits } from './rate-limit.js';
@@ -28,6 +30,8 @@ export interface AuthCore {
   hasher: PasswordHasher;
   tokens: TokenService;
   bus: EventBus;
+  /** The PostgreSQL change feed (server only; none on the embedded database, where one process is all). */
+  feed: ChangeFeed | undefined;
   revocations: Revocations;
   userStates: UserStates;
   users: UsersRepository;
@@ -55,7 +59,14 @@ function createBus(options: ResolvedOptions, db: Database, warn: (msg: string, e
 
 export async function createAuthCore(options: ResolvedOptions, db: Database, log: FastifyBaseLogger): Promise<AuthCore> {
   const clock = options.clock ?? systemClock;
-  const warn = (msg: string, err?: unknown) => log.warn({ err: err instanceof Error ? err.message : err }, msg);
+  // Outage messages recur on every request and retry: each distinct one is logged once, then counted.
+  const throttle = new LogThrottle();
+  const warn = (msg: string, err?: unknown) =>
+    throttle.log(
+      msg,
+      () => log.warn({ err: err instanceof Error ? err.message : err }, msg),
+      (count, windowMs) => log.warn({ repeated: count }, repeated(msg, count, windowMs)),
+    );
   const keys = await loadSigningKeys({
     algorithm: options.algorithm,
     secretKey: options.secretKey,
@@ -74,15 +85,16 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
   });
   const bus = createBus(options, db, warn);
   const redis = bus instanceof RedisBus ? bus.pub : undefined;
-  let storeWarnedAt = -Infinity;
-  const storeError = (err: unknown) => {
-    // Once per 10 s, not once per request, during an outage.
-    if (Date.now() - storeWarnedAt < 10 * SECOND) return;
-    storeWarnedAt = Date.now();
-    warn('PostgreSQL did not answer a security check: answering 503', err);
-  };
+  const storeError = (err: unknown) => warn('PostgreSQL did not answer a security check: answering 503', err);
   const revocations = new Revocations(db, bus, clock, tokens, storeError);
   const userStates = new UserStates(db, bus, undefined, storeError);
+  const feed =
+    db.kind === 'postgres'
+      ? new ChangeFeed(db, (raw) => bus.deliver(raw), async () => {
+          await revocations.rebuild();
+          userStates.clear();
+        }, warn)
+      : undefined;
   const users = new UsersRepository(db, clock, (id) => userStates.changed(id));
   const sessions = new Sessions(db, clock, revocations, {
     refreshTtlMs: options.refreshTokenTtlSeconds * SECOND,
@@ -116,6 +128,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     hasher,
     tokens,
     bus,
+    feed,
     revocations,
     userStates,
     users,
@@ -126,19 +139,23 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     async start() {
       await hasher.prepare();
       await grants.calibrate();
-      // Local copies first, then the subscription that keeps them in step.
+      // The feed's position, then the local copies, then what keeps them in step.
+      await feed?.prime();
       await revocations.rebuild();
       await bus.start();
+      feed?.start();
       revocations.start();
       limits.start();
       sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err));
     },
     async close() {
       await sessions.stop();
+      await feed?.stop();
       revocations.stop();
       limits.stop();
       await bus.close();
       await hasher.close();
+      throttle.flush();
     },
   };
 }

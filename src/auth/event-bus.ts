@@ -10,9 +10,13 @@
 // healthy (each loss starts a new generation), and a resync that failed
 // (PostgreSQL away) is tried again by the heartbeat. Publishing never
 // throws into a request and never waits long: PostgreSQL already holds the
-// change; an event that could not be sent is kept and sent again once the
-// bus is back, for the peers whose own subscription never dropped (events
-// are idempotent, so a repeat does no harm).
+// change (and a row of the change feed, src/auth/change-feed.ts, which
+// every node reads once a second whatever the bus does); an event that
+// could not be sent is kept and sent again once the bus is back, for the
+// peers whose own subscription never dropped (events are idempotent, so a
+// repeat does no harm). While the bus is known to be down an event is
+// queued at once, and a send that has not gone through within
+// PUBLISH_WAIT_MS is left to finish (or fail) in the background, queued.
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { isUuid } from './ids.js';
@@ -54,8 +58,10 @@ export interface EventBus {
   readonly healthy: boolean;
   /** Messages dropped because they were not valid events. */
   readonly dropped: number;
-  /** Sends to every node (this one included). Never throws. */
+  /** Sends to every node (this one included). Never throws, never waits more than PUBLISH_WAIT_MS. */
   publish(event: GatehouseEvent): Promise<void>;
+  /** A message read elsewhere (the change feed): validated, then handed to the subscribers. */
+  deliver(raw: string): void;
   subscribe(handler: (event: GatehouseEvent) => void): void;
   onResync(handler: () => Promise<void>): void;
   start(): Promise<void>;
@@ -68,6 +74,15 @@ export const PG_LISTENER_NAME = 'gatehouse-listen';
 /** How long a command to the bus may take before it counts as failed. */
 const COMMAND_TIMEOUT_MS = 1_000;
 const HEARTBEAT_MS = 1_000;
+/**
+ * Redis: a PING every 250 ms, and one unanswered after 250 ms means a hung
+ * connection (a local Redis answers in well under a millisecond; a false
+ * alarm on a loaded machine costs a resync, never a wrong answer).
+ */
+export const REDIS_HEARTBEAT_MS = 250;
+const REDIS_PING_TIMEOUT_MS = 250;
+/** The longest a publish holds a request; after that the event waits in the queue. */
+export const PUBLISH_WAIT_MS = 250;
 /** Events kept for sending again while the bus is away (oldest dropped first). */
 const MAX_PENDING = 10_000;
 
@@ -92,6 +107,10 @@ abstract class BaseBus {
     this.resyncers.push(handler);
   }
 
+  deliver(raw: string): void {
+    this.dispatch(raw);
+  }
+
   protected dispatch(raw: string): void {
     const event = parseEvent(raw);
     if (!event) {
@@ -105,17 +124,33 @@ abstract class BaseBus {
   /** Delivers one serialized event to every node, or throws. */
   protected abstract send(raw: string): Promise<void>;
 
+  /** Whether sending now is known to fail or hang (Redis: until the subscription is back). */
+  protected knownDown(): boolean {
+    return false;
+  }
+
   async publish(event: GatehouseEvent): Promise<void> {
     const raw = JSON.stringify(event);
+    if (this.knownDown()) return this.enqueue(raw);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), PUBLISH_WAIT_MS);
+    });
     try {
-      await this.send(raw);
+      // A send still under way when the wait ends may yet arrive: then the queued copy is a harmless repeat.
+      if ((await Promise.race([this.send(raw), late])) === 'late') return this.enqueue(raw);
     } catch (err) {
-      if (this.pending.length === 0) this.log('could not publish an event; it will be sent again when the bus is back', err);
-      if (this.pending.length >= MAX_PENDING) this.pending.shift();
-      this.pending.push(raw);
-      return;
+      return this.enqueue(raw, err);
+    } finally {
+      clearTimeout(timer);
     }
     if (this.pending.length) void this.flush();
+  }
+
+  private enqueue(raw: string, err?: unknown): void {
+    if (this.pending.length === 0) this.log('could not publish an event; it will be sent again when the bus is back', err);
+    if (this.pending.length >= MAX_PENDING) this.pending.shift();
+    this.pending.push(raw);
   }
 
   /** Sends again what could not be sent; stops at the first failure. */
@@ -298,7 +333,7 @@ export class RedisBus extends BaseBus implements EventBus {
 
   async start(): Promise<void> {
     await Promise.all([this.sub.connect().catch(() => {}), this.pub.connect().catch(() => {})]);
-    this.heartbeat = setInterval(() => void this.beat(), HEARTBEAT_MS);
+    this.heartbeat = setInterval(() => void this.beat(), REDIS_HEARTBEAT_MS);
     this.heartbeat.unref();
     // Start on the fast path when Redis is there; without it, in fallback mode.
     if (this.sub.status === 'ready' && !this.healthy) await this.onReady();
@@ -323,19 +358,42 @@ export class RedisBus extends BaseBus implements EventBus {
     return this.syncing;
   }
 
+  protected override knownDown(): boolean {
+    return !this.healthy;
+  }
+
+  private beating = false;
+
   private async beat(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.beating) return;
+    this.beating = true;
+    try {
+      await this.beatOnce();
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  private async beatOnce(): Promise<void> {
     if (!this.healthy) {
       // Connected but not synced (a resync failed, or raced a reconnect): try again.
       if (this.sub.status === 'ready' && !this.syncing) await this.onReady();
       return;
     }
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await this.sub.ping();
+      await Promise.race([
+        this.sub.ping(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no PONG within ${REDIS_PING_TIMEOUT_MS} ms`)), REDIS_PING_TIMEOUT_MS);
+        }),
+      ]);
     } catch (err) {
       this.markLost('Redis', err);
       this.sub.disconnect(true); // reconnect; 'ready' then resyncs
       return;
+    } finally {
+      clearTimeout(timer);
     }
     await this.flush();
   }

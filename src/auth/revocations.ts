@@ -7,6 +7,7 @@
 // guess either way).
 import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/client.js';
+import { feedInsert } from './change-feed.js';
 import { storeUnavailable } from './errors.js';
 import type { EventBus, GatehouseEvent } from './event-bus.js';
 import type { TokenService } from './tokens.js';
@@ -63,20 +64,26 @@ export class Revocations {
     }
   }
 
-  /** Revokes one access token until it would have expired (RFC 7009). */
+  /**
+   * Revokes one access token until it would have expired (RFC 7009), with
+   * its change-feed row in the same statement; announced even when it was
+   * revoked already (the node that revoked it may have died before saying so).
+   */
   async revokeAccessToken(jti: string, expSeconds: number): Promise<void> {
     const until = this.tokens.usableUntilMs(expSeconds);
+    const event: GatehouseEvent = { type: 'jti', jti, until };
     await this.db.query(
-      'INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING',
-      [jti, new Date(until)],
+      `WITH denied AS (
+         INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING)
+       ${feedInsert('$3')}`,
+      [jti, new Date(until), JSON.stringify(event)],
     );
-    await this.announce({ type: 'jti', jti, until });
+    await this.announce(event);
   }
 
-  /** Tells every node that these sessions (already marked revoked in PostgreSQL) are over. */
-  async sessionsRevoked(sids: readonly string[]): Promise<void> {
-    const until = this.clock.now() + this.horizonMs;
-    await Promise.all(sids.map((sid) => this.announce({ type: 'sid', sid, until })));
+  /** Tells every node that these sessions (marked revoked in PostgreSQL at `revokedAt`, ms) are over. */
+  async sessionsRevoked(sessions: ReadonlyArray<{ id: string; revokedAt: number }>): Promise<void> {
+    await Promise.all(sessions.map((s) => this.announce({ type: 'sid', sid: s.id, until: s.revokedAt + this.horizonMs })));
   }
 
   private async announce(event: GatehouseEvent): Promise<void> {

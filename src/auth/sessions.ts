@@ -8,6 +8,7 @@
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { Database, Queryable } from '../db/client.js';
+import { FEED_RETENTION_MS, sidEventSql } from './change-feed.js';
 import { deriveKey } from './derived-keys.js';
 import { AuthError, type ErrorCode } from './errors.js';
 import type { Revocations } from './revocations.js';
@@ -239,15 +240,32 @@ export class Sessions {
       : this.revokeWhere('user_id = $1', [userId]);
   }
 
+  /**
+   * Ends the sessions `where` names and returns the ids this call ended.
+   * Every session it names is announced, ended by this call or before it
+   * (within the denylist's horizon): a node that died between its commit
+   * and its announcement left a session revoked in PostgreSQL but unknown
+   * to the other nodes, and the client's retry here must tell them. The
+   * change-feed rows are written by the same statement.
+   */
   private async revokeWhere(where: string, params: unknown[]): Promise<string[]> {
-    const at = params.length + 1;
-    const r = await this.db.query<{ id: string }>(
-      `UPDATE sessions SET revoked_at = $${at} WHERE ${where} AND revoked_at IS NULL RETURNING id`,
-      [...params, new Date(this.clock.now())],
+    const now = this.clock.now();
+    const [at, since, horizon] = [params.length + 1, params.length + 2, params.length + 3];
+    const r = await this.db.query<{ id: string; revoked_at: Date; ended: boolean }>(
+      `WITH named AS (
+         SELECT id, revoked_at FROM sessions WHERE ${where} AND (revoked_at IS NULL OR revoked_at > $${since})),
+       ended AS (
+         UPDATE sessions SET revoked_at = $${at} WHERE id IN (SELECT id FROM named) AND revoked_at IS NULL RETURNING id),
+       feed AS (
+         INSERT INTO security_events (payload)
+         SELECT ${sidEventSql('id', `COALESCE(revoked_at, $${at})`, `$${horizon}::bigint`)} FROM named)
+       SELECT n.id, COALESCE(n.revoked_at, $${at}) AS revoked_at, e.id IS NOT NULL AS ended
+         FROM named n LEFT JOIN ended e USING (id)`,
+      [...params, new Date(now), new Date(now - this.revocations.horizonMs), this.revocations.horizonMs],
     );
-    const ids = r.rows.map((x) => x.id);
-    if (ids.length) await this.revocations.sessionsRevoked(ids);
-    return ids;
+    // A session another request ended between this statement's read and its update counts from now (a little later: safe).
+    if (r.rows.length) await this.revocations.sessionsRevoked(r.rows.map((x) => ({ id: x.id, revokedAt: x.revoked_at.getTime() })));
+    return r.rows.filter((x) => x.ended).map((x) => x.id);
   }
 
   /** The user's live sessions, most recently used first. */
@@ -298,6 +316,8 @@ export class Sessions {
       ],
       [`DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens WHERE expires_at < $1 LIMIT ${batch})`, [cutoff]],
       [`DELETE FROM revoked_access_tokens WHERE jti IN (SELECT jti FROM revoked_access_tokens WHERE expires_at < $1 LIMIT ${batch})`, [now]],
+      // The change feed's rows, by the database's own clock (which wrote them).
+      [`DELETE FROM security_events WHERE id IN (SELECT id FROM security_events WHERE at < now() - $1 * interval '1 millisecond' LIMIT ${batch})`, [FEED_RETENTION_MS]],
     ];
     for (const [sql, params] of statements) {
       for (;;) {

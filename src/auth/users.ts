@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { Database, Queryable } from '../db/client.js';
+import { feedInsert } from './change-feed.js';
 import { AuthError } from './errors.js';
 import type { Role } from './scopes.js';
 
@@ -100,6 +101,9 @@ export interface NewUser {
   role: Role;
 }
 
+/** The change-feed payload announcing a change to this user. */
+const userEvent = (id: string) => JSON.stringify({ type: 'user', id });
+
 export class UsersRepository {
   constructor(
     private readonly db: Database,
@@ -158,7 +162,11 @@ export class UsersRepository {
   }
 
   async setPasswordHash(id: string, hash: string): Promise<void> {
-    await this.db.query('UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1', [id, hash, this.now()]);
+    await this.db.query(
+      `WITH u AS (UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1 RETURNING id)
+       INSERT INTO security_events (payload) SELECT $4 FROM u`,
+      [id, hash, this.now(), userEvent(id)],
+    );
     await this.onChange(id);
   }
 
@@ -167,12 +175,15 @@ export class UsersRepository {
     let row: UserRow | undefined;
     try {
       const r = await this.db.query<UserRow>(
-        `UPDATE users SET
-           full_name = CASE WHEN $2 THEN $3 ELSE full_name END,
-           email = COALESCE($4, email),
-           updated_at = $5
-         WHERE id = $1 RETURNING *`,
-        [id, p.fullName !== undefined, p.fullName ?? null, p.email ?? null, this.now()],
+        `WITH u AS (
+           UPDATE users SET
+             full_name = CASE WHEN $2 THEN $3 ELSE full_name END,
+             email = COALESCE($4, email),
+             updated_at = $5
+           WHERE id = $1 RETURNING *),
+         feed AS (INSERT INTO security_events (payload) SELECT $6 FROM u)
+         SELECT * FROM u`,
+        [id, p.fullName !== undefined, p.fullName ?? null, p.email ?? null, this.now(), userEvent(id)],
       );
       row = r.rows[0];
     } catch (err) {
@@ -188,6 +199,9 @@ export class UsersRepository {
    * every enabled admin row (and the target) is locked, in id order, before
    * the count, so two admins demoting each other at once cannot both succeed
    * (under READ COMMITTED the second one re-reads the rows the first changed).
+   * The user is announced (a change-feed row in the same transaction, then
+   * `onChange`) even when nothing changed: a retry of a change whose node
+   * died before announcing it must announce it.
    */
   async change(id: string, changes: UserChanges): Promise<{ user: UserRow; changed: boolean } | undefined> {
     const now = this.now();
@@ -202,6 +216,7 @@ export class UsersRepository {
       if (!target) return undefined;
       const role = changes.role ?? target.role;
       const disabled = changes.disabled ?? target.disabled;
+      await tx.query(feedInsert('$1'), [userEvent(id)]);
       if (role === target.role && disabled === target.disabled) {
         const r = await tx.query<UserRow>('SELECT * FROM users WHERE id = $1', [id]);
         return { user: r.rows[0]!, changed: false };
@@ -222,7 +237,7 @@ export class UsersRepository {
     });
     // After the commit, before anything else: a failure later cannot leave
     // a disabled user's access tokens alive on other nodes.
-    if (result?.changed) await this.onChange(id);
+    if (result) await this.onChange(id);
     return result;
   }
 }

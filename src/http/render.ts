@@ -8,6 +8,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import { AuthError, ERROR_CODES, validationFailed, type ErrorCode, type FieldError } from '../auth/errors.js';
+import { LogThrottle, repeated } from '../auth/log-throttle.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -139,15 +140,25 @@ export function toAuthError(error: unknown, oauth = false): { err: AuthError; fa
   return { err: new AuthError('internal_error', 'An unexpected error occurred'), fault: 'bug' };
 }
 
-/** A Fastify error handler rendering every error in the contract's formats. */
-export function errorHandler(realm: string) {
+/**
+ * A Fastify error handler rendering every error in the contract's formats.
+ * Outage lines (every request fails the same way while PostgreSQL is away)
+ * are logged once per message and window, then as a count (`throttle`).
+ */
+export function errorHandler(realm: string, throttle = new LogThrottle()) {
+  const outage = (request: FastifyRequest, level: 'error' | 'warn', msg: string, fields: Record<string, unknown>) =>
+    throttle.log(
+      `${level} ${msg}`,
+      () => request.log[level](fields, msg),
+      (count, windowMs) => request.log[level]({ code: fields.code, repeated: count }, repeated(msg, count, windowMs)),
+    );
   return function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const oauth = request.routeOptions.config?.oauth === true;
     const { err, fault } = toAuthError(error, oauth);
     if (fault === 'bug') request.log.error({ err: error, code: err.code }, 'unhandled error');
-    else if (fault === 'unavailable') request.log.error({ code: err.code, err: { code: error.code, message: error.message } }, 'database unavailable');
+    else if (fault === 'unavailable') outage(request, 'error', 'database unavailable', { code: err.code, err: { code: error.code, message: error.message } });
     else if (fault === 'data') request.log.warn({ code: err.code, pgCode: error.code }, 'a value in the request was refused by the database');
-    else if (err.status >= 500) request.log.warn({ code: err.code }, err.detail);
+    else if (err.status >= 500) outage(request, 'warn', err.detail, { code: err.code });
     else request.log.info({ code: err.code, status: err.status }, 'request refused');
     return sendError(request, reply, err, realm);
   };
