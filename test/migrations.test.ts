@@ -226,7 +226,7 @@ describe('migrations', () => {
         assert.deepEqual(await migrate(db, SETS), ['auth/003_active_admins_index.sql', ...SINCE_OLD]);
         assert.deepEqual(
           (await bookkeeping(db, 'auth')).map((r) => r.version),
-          [1, 2, 3, 4],
+          [1, 2, 3, ...SINCE_OLD.map((n) => Number(n.slice(5, 8)))],
         );
       }));
 
@@ -248,7 +248,7 @@ describe('migrations', () => {
           assert.equal(await tableExists(db, 'half_done'), false, 'the failed migration left nothing behind');
           assert.deepEqual(
             (await bookkeeping(db, 'auth')).map((r) => r.version),
-            [1, 2, 3, 4],
+            [1, 2, 3, ...SINCE_OLD.map((n) => Number(n.slice(5, 8)))],
           );
           // The earlier ones stay applied, and the lock was released: a correct run proceeds.
           assert.deepEqual(await migrate(db, SETS), ['blog/001_posts.sql']);

@@ -1,5 +1,5 @@
 // The change feed: every node reads `security_events` (migrations/auth/
-// 004_security_events.sql) once a second and applies what it has not seen,
+// 005_security_events.sql) once a second and applies what it has not seen,
 // whatever the event bus did. Why a feed and not a second publish (NOTIFY
 // as well as Redis): a publish happens after the commit, so it is lost when
 // the node that committed dies first, and when that node's only working
