@@ -42,6 +42,7 @@ class World {
   /** Set when a request may have revoked a token, changed a user or deleted a post. */
   dirty = false;
   restores = 0;
+  private fresh = 0;
 
   constructor(readonly app: TestApp) {}
 
@@ -116,6 +117,9 @@ class World {
       postId: () => this.postId,
       draftId: () => this.draftId,
       sessionId: () => this.sessionOf(this.user.access),
+      // A name and an address no account has yet, so that registrations can succeed.
+      freshName: () => `fz${process.pid % 10000}_${++this.fresh}`,
+      freshEmail: () => `fz${process.pid % 10000}_${++this.fresh}@example.com`,
       cursor: () => encodeCursor({ ts: '2024-01-02T03:04:05.123456Z', id: this.postId }),
     };
     const f = values[name];
