@@ -13,7 +13,7 @@ import { systemClock, type Clock } from './clock.js';
 import { policyOf, type Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { registerErrorHandling } from './http/errors.js';
-import { frameworkErrors, problemBody } from './http/render.js';
+import { clientErrors, frameworkErrors, problemBody } from './http/render.js';
 import { securityHeadersPlugin } from './http/security-headers.js';
 import { buildValidator, registerRequestChecks } from './http/validation.js';
 import { benchRoutes } from './http/bench-routes.js';
@@ -136,6 +136,8 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     schemaController: { compilersFactory: { buildValidator } },
     // Routing errors (undecodable path, over-long parameter) as problem details too.
     frameworkErrors: frameworkErrors(REALM),
+    // Errors of the HTTP parser (headers too large, unparsable requests) as problem details too.
+    clientErrorHandler: clientErrors(),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   if (config.secretKeyGenerated) {

@@ -49,6 +49,8 @@ export const ERROR_CODES = {
   last_admin: { status: 409 },
   payload_too_large: { status: 413 },
   uri_too_long: { status: 414 },
+  request_timeout: { status: 408 },
+  headers_too_large: { status: 431 },
   unsupported_media_type: { status: 415, oauth: 'invalid_request' },
   validation_failed: { status: 422, oauth: 'invalid_request' },
   rate_limited: { status: 429 },

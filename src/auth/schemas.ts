@@ -4,7 +4,8 @@ import { Type } from '@fastify/type-provider-typebox';
 export const TokenRequest = Type.Object(
   {
     grant_type: Type.Optional(Type.String({ description: '`password` or `refresh_token`; `password` when omitted with username and password' })),
-    username: Type.Optional(Type.String({ description: 'Username or email' })),
+    // Bounded before anything normalises it: NFKC can make a character 18 (U+FDFA).
+    username: Type.Optional(Type.String({ maxLength: 320, description: 'Username or email (at most 320 characters)' })),
     password: Type.Optional(Type.String({ format: 'password' })),
     refresh_token: Type.Optional(Type.String()),
     scope: Type.Optional(Type.String({ description: 'Space-separated scopes; omit for every scope your role allows' })),

@@ -5,8 +5,9 @@
 // everything else (Fastify's validation and parser errors, database
 // failures) to codes, so no internal detail (stack, SQL, driver message)
 // ever reaches a response.
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { AuthError, ERROR_CODES, validationFailed, type ErrorCode, type FieldError } from '../auth/errors.js';
 import { LogThrottle, repeated } from '../auth/log-throttle.js';
 
@@ -174,5 +175,33 @@ export function frameworkErrors(realm: string) {
     const known = error.code ? CLIENT_ERRORS[error.code] : undefined;
     const err = known ? new AuthError(known[0], known[1]) : new AuthError('bad_request', 'The request is not valid');
     return sendProblem(reply, err, realm);
+  };
+}
+
+/**
+ * Fastify's `clientErrorHandler` option: errors Node's HTTP parser meets
+ * before there is a request (headers over the size limit, a request that
+ * does not parse, a timeout), which Fastify otherwise answers with JSON of
+ * its own. Written to the socket as problem details, then the connection
+ * ends, as Node does.
+ */
+export function clientErrors() {
+  return function clientError(this: FastifyInstance, error: NodeJS.ErrnoException, socket: Duplex) {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const err =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? new AuthError('headers_too_large', 'The request line and headers are too large')
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? new AuthError('request_timeout', 'The request took too long to arrive')
+          : new AuthError('bad_request', 'The request is not valid HTTP');
+    this.log.info({ code: err.code, status: err.status }, 'request refused by the HTTP parser');
+    if (socket.writable) {
+      const body = JSON.stringify(problemBody(err.status, err.detail, err.code));
+      socket.write(
+        `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status]}\r\nContent-Type: application/problem+json\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy(error);
   };
 }
