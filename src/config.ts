@@ -51,6 +51,8 @@ export interface Config {
   rateLimitFailedLoginsPerAccount: number;
   /** Days a revoked or expired session is kept before housekeeping deletes it. */
   sessionRetentionDays: number;
+  /** Days audit events are kept before housekeeping deletes them. */
+  auditRetentionDays: number;
   hsts: boolean;
   /** Benchmarks only: serve GET /_bench/floor, the bare-route baseline. */
   benchRoutes: boolean;
@@ -239,6 +241,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitRegisterPerHour: int(env, 'RATE_LIMIT_REGISTER_PER_HOUR', 20, 0, 1_000_000),
     rateLimitFailedLoginsPerAccount: int(env, 'RATE_LIMIT_FAILED_LOGINS_PER_ACCOUNT', 10, 0, 1_000_000),
     sessionRetentionDays: int(env, 'SESSION_RETENTION_DAYS', 7, 0, 3650),
+    auditRetentionDays: int(env, 'AUDIT_RETENTION_DAYS', 90, 1, 3650),
     hsts: bool(env, 'HSTS', production),
     benchRoutes: bool(env, 'BENCH_ROUTES', false),
   };

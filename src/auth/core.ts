@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../db/client.js';
+import { AuditLog } from './audit.js';
 import { LocalBus, PgBus, RedisBus, type EventBus } from './event-bus.js';
 import { Grants } from './grants.js';
 import { loadSigningKeys, type SigningKeys } from './keys.js';
@@ -34,6 +35,8 @@ export interface AuthCore {
   sessions: Sessions;
   limits: AuthRateLimits;
   grants: Grants;
+  /** The audit log: `audit.record({...})` at every security event. */
+  audit: AuditLog;
   /** Our Redis command connection, when Redis is configured. */
   redis: Redis | undefined;
   start(): Promise<void>;
@@ -81,6 +84,12 @@ export function createAuthCore(options: ResolvedOptions, db: Database, log: Fast
     storeWarnedAt = Date.now();
     warn('PostgreSQL did not answer a security check: answering 503', err);
   };
+  const audit = new AuditLog(
+    db,
+    clock,
+    { enabled: options.audit, retentionMs: options.auditRetentionSeconds * SECOND, ...options.auditBuffer },
+    log,
+  );
   const revocations = new Revocations(db, bus, clock, tokens, storeError);
   const userStates = new UserStates(db, bus, undefined, storeError);
   const users = new UsersRepository(db, clock, (id) => userStates.changed(id));
@@ -91,8 +100,10 @@ export function createAuthCore(options: ResolvedOptions, db: Database, log: Fast
     retentionMs: options.sessionRetentionSeconds * SECOND,
     secret: options.secretKey,
     prefix: options.refreshTokenPrefix,
-    onReuse: ({ userId, sessionId, ip }) =>
-      log.warn({ event: 'refresh_token_reuse', code: 'refresh_token_reused', userId, sessionId, ip }, 'refresh token reuse detected: session revoked'),
+    onReuse: ({ userId, sessionId, meta }) => {
+      log.warn({ event: 'refresh_token_reuse', code: 'refresh_token_reused', userId, sessionId, ip: meta.ip }, 'refresh token reuse detected: session revoked');
+      audit.record({ type: 'refresh_reuse', userId, sessionId, meta });
+    },
   });
   const limits = new AuthRateLimits(options.limits, redis, options.redisPrefix);
   const hasher = new PasswordHasher(options.hashing.concurrency, options.hashing.queueMax);
@@ -105,6 +116,7 @@ export function createAuthCore(options: ResolvedOptions, db: Database, log: Fast
     scopes,
     passwordMaxLength: options.passwordPolicy.maxLength,
     log,
+    audit,
   });
 
   return {
@@ -122,6 +134,7 @@ export function createAuthCore(options: ResolvedOptions, db: Database, log: Fast
     sessions,
     limits,
     grants,
+    audit,
     redis,
     async start() {
       await hasher.prepare();
@@ -129,10 +142,13 @@ export function createAuthCore(options: ResolvedOptions, db: Database, log: Fast
       await revocations.rebuild();
       await bus.start();
       revocations.start();
-      sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err));
+      audit.start();
+      sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [() => sessions.housekeep(), () => audit.prune()]);
     },
     async close() {
       await sessions.stop();
+      // Before the database closes: no event is lost on a clean shutdown.
+      await audit.close();
       revocations.stop();
       await bus.close();
       await hasher.close();

@@ -3,6 +3,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { AuthCore } from '../auth/core.js';
 import { AuthError, notFound, validationFailed } from '../auth/errors.js';
 import { principalOf } from '../auth/guard.js';
+import { sessionMeta } from '../auth/routes.js';
 import { isUuid } from '../auth/ids.js';
 import { exceedsLength } from '../auth/password-length.js';
 import { checkPasswordPolicyAsync } from '../auth/password-policy.js';
@@ -19,7 +20,7 @@ const Session = Type.Object({
 });
 
 export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
-  const { hasher, sessions, limits, users, options } = core;
+  const { hasher, sessions, limits, users, options, audit } = core;
   const policy = options.passwordPolicy;
 
   async function currentUser(id: string): Promise<UserRow> {
@@ -99,6 +100,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       if (errors.length) throw validationFailed(errors, 'The new password does not meet the password policy');
       await users.setPasswordHash(user.id, await hasher.hash(new_password));
       await sessions.revokeUserSessions(user.id, me.sessionId);
+      audit.record({ type: 'password_changed', userId: me.userId, username: me.username, sessionId: me.sessionId, meta: sessionMeta(request) });
       return reply.code(204).send(null);
     },
   );
@@ -130,6 +132,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       const me = principalOf(request);
       const { id } = request.params;
       if (!isUuid(id) || !(await sessions.revokeSession(me.userId, id))) throw notFound('Session not found');
+      audit.record({ type: 'session_deleted', userId: me.userId, username: me.username, sessionId: me.sessionId, meta: sessionMeta(request), detail: { session_id: id } });
       return reply.code(204).send(null);
     },
   );
