@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import type { AuditEventView as Event } from '../src/auth/audit.js';
 import {
   backends,
   eventually,
@@ -31,18 +32,6 @@ const DAY = 24 * 3600 * SECOND;
 const UA = 'audit-tests/1.0';
 const WRONG_PASSWORD = 'Wrong-Typed-Secret-8812';
 const NEW_PASSWORD = 'brisk-Harbor-93-lantern';
-
-interface Event {
-  id: string;
-  at: string;
-  type: string;
-  user_id: string | null;
-  username: string | null;
-  ip: string | null;
-  user_agent: string | null;
-  session_id: string | null;
-  detail: Record<string, unknown>;
-}
 
 /** Every log line the app wrote, as text. */
 class LogText extends Writable {
