@@ -293,13 +293,15 @@ describe('migrations', () => {
     }
   });
 
-  test('nodes racing to take over an old server database run nothing and fail nowhere', { skip: !hasServer() && 'needs DATABASE_URL' }, () =>
+  test('nodes racing to take over an old server database run nothing again and fail nowhere', { skip: !hasServer() && 'needs DATABASE_URL' }, () =>
     withEmptyDatabase('postgres', async (db, url) => {
       await migrateTheOldWay(db);
       const pools = await Promise.all([0, 1, 2].map(() => openPostgres(url!, 2)));
       try {
-        assert.deepEqual(await Promise.all(pools.map((p) => migrate(p, SETS))), [[], [], []]);
-        assert.equal((await bookkeeping(db, 'auth')).length, 3);
+        // Nothing of the old runner's runs again; what came after it runs exactly once, on one node.
+        const runs = await Promise.all(pools.map((p) => migrate(p, SETS)));
+        assert.deepEqual(runs.sort((a, b) => b.length - a.length), [AFTER_OLD, [], []]);
+        assert.equal((await bookkeeping(db, 'auth')).length, 3 + AFTER_OLD.length);
         assert.equal((await bookkeeping(db, 'blog')).length, 1);
       } finally {
         await Promise.all(pools.map((p) => p.close()));
