@@ -21,6 +21,7 @@ import { opsRoutes } from './http/ops.js';
 import { userRoutes } from './users/routes.js';
 import { blog, BLOG_AUTH } from './posts/plugin.js';
 import { adminRoutes } from './admin/routes.js';
+import { auditRoutes } from './audit/routes.js';
 
 export interface BuildDeps {
   /** An open database; buildApp opens (and later closes) its own when absent. */
@@ -28,6 +29,8 @@ export interface BuildDeps {
   clock?: Clock;
   /** Override the logger (tests pass a destination to read what was logged). */
   logger?: FastifyServerOptions['logger'];
+  /** Plugin options over those the configuration gives (tests, benchmarks: `{ audit: false }`). */
+  options?: Partial<GatehouseOptions>;
 }
 
 export interface Gatehouse {
@@ -56,6 +59,7 @@ export function pluginOptions(config: Config, db: Database, clock: Clock): Gateh
     refreshGraceSeconds: config.refreshReuseGraceSeconds,
     leewaySeconds: config.jwtLeewaySeconds,
     sessionRetentionSeconds: config.sessionRetentionDays * DAY,
+    auditRetentionSeconds: config.auditRetentionDays * DAY,
     realm: REALM,
     passwordPolicy: policyOf(config),
     limits: {
@@ -175,7 +179,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     });
   }
 
-  const options = pluginOptions(config, db, clock);
+  const options = { ...pluginOptions(config, db, clock), ...deps.options };
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -239,6 +243,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   await app.register(userRoutes, { core });
   await app.register(blog, { core });
   await app.register(adminRoutes, { core });
+  await app.register(auditRoutes, { core });
 
   return { app, core, config };
 }

@@ -52,6 +52,8 @@ export interface Config {
   rateLimitFailedLoginsPerAccount: number;
   /** Days a revoked or expired session is kept before housekeeping deletes it. */
   sessionRetentionDays: number;
+  /** Days audit events are kept before housekeeping deletes them. */
+  auditRetentionDays: number;
   hsts: boolean;
   /** Benchmarks only: serve GET /_bench/floor, the bare-route baseline. */
   benchRoutes: boolean;
@@ -133,6 +135,7 @@ export const ENV = Type.Object({
   HASH_QUEUE_MAX: int(256, 0, 100_000, 'password hashes that may wait (beyond: 503 + Retry-After)'),
   BODY_LIMIT_BYTES: int(1024 * 1024, 1024, 64 * 1024 * 1024, 'larger bodies get 413'),
   SESSION_RETENTION_DAYS: int(7, 0, 3650, 'ended sessions are deleted this long after they end'),
+  AUDIT_RETENTION_DAYS: int(90, 1, 3650, 'audit events are deleted this long after they happen'),
   BENCH_ROUTES: Type.Boolean({ default: false, internal: true, description: 'benchmarks only: serve GET /_bench/floor' }),
 });
 export type Env = Static<typeof ENV>;
@@ -271,6 +274,7 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     rateLimitRegisterPerHour: env.RATE_LIMIT_REGISTER_PER_HOUR,
     rateLimitFailedLoginsPerAccount: env.RATE_LIMIT_FAILED_LOGINS_PER_ACCOUNT,
     sessionRetentionDays: env.SESSION_RETENTION_DAYS,
+    auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     hsts: env.HSTS ?? production,
     benchRoutes: env.BENCH_ROUTES,
   };

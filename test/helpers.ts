@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { buildApp, type Gatehouse } from '../src/app.js';
+import { buildApp, type BuildDeps, type Gatehouse } from '../src/app.js';
 import { MovableClock } from '../src/clock.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { openPglite, openPostgres, type Database } from '../src/db/client.js';
@@ -119,7 +119,15 @@ export interface TestApp extends Gatehouse {
  * otherwise it opens a fresh one for `backend` and drops it on close.
  */
 export async function startApp(
-  opts: { backend?: BackendName; env?: Record<string, string | undefined>; db?: TestDatabase; clock?: MovableClock; logger?: unknown } = {},
+  opts: {
+    backend?: BackendName;
+    env?: Record<string, string | undefined>;
+    db?: TestDatabase;
+    clock?: MovableClock;
+    logger?: unknown;
+    /** Plugin options over the configuration's (buildApp's `options`). */
+    options?: BuildDeps['options'];
+  } = {},
 ): Promise<TestApp> {
   const own = opts.db ? undefined : await openTestDatabase(opts.backend ?? 'pglite');
   const tdb = opts.db ?? own!;
@@ -132,7 +140,7 @@ export async function startApp(
   const clock = opts.clock ?? new MovableClock();
   let gh: Gatehouse;
   try {
-    gh = await buildApp(config, { db: tdb.db, clock, logger: opts.logger as never });
+    gh = await buildApp(config, { db: tdb.db, clock, logger: opts.logger as never, options: opts.options });
   } catch (err) {
     await own?.close();
     throw err;

@@ -3,6 +3,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { AuthCore } from '../auth/core.js';
 import { AuthError, notFound } from '../auth/errors.js';
 import { principalOf } from '../auth/guard.js';
+import { sessionMeta } from '../auth/routes.js';
 import { isUuid } from '../auth/ids.js';
 import { User } from '../auth/schemas.js';
 import { LastAdminError, toPublicUser } from '../auth/users.js';
@@ -22,7 +23,7 @@ const UserPage = Type.Object(
 const guarded = { ...guardAnswers('The token lacks the admin scope (insufficient_scope)'), ...unavailable };
 
 export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
-  const { db, sessions, users } = core;
+  const { db, sessions, users, audit } = core;
   // Other users' personal data: never cached.
   app.addHook('onSend', async (_request, reply) => noStore(reply));
 
@@ -91,6 +92,15 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async 
           { event: 'admin_user_changed', by: me.userId, userId: user.id, role: user.role, disabled: user.disabled },
           'user changed by an administrator',
         );
+        audit.record({
+          type: 'user_updated',
+          userId: user.id,
+          username: user.username,
+          actorId: me.userId,
+          sessionId: me.sessionId,
+          meta: sessionMeta(request),
+          detail: { by: me.userId, by_username: me.username, fields: Object.keys(request.body).sort(), role: user.role, disabled: user.disabled },
+        });
       }
       return toPublicUser(user);
     },

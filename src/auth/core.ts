@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../db/client.js';
+import { AuditLog } from './audit.js';
 import { ChangeFeed } from './change-feed.js';
 import { LocalBus, PgBus, RedisBus, type EventBus } from './event-bus.js';
 import { Grants } from './grants.js';
@@ -38,6 +39,8 @@ export interface AuthCore {
   sessions: Sessions;
   limits: AuthRateLimits;
   grants: Grants;
+  /** The audit log: `audit.record({...})` at every security event. */
+  audit: AuditLog;
   /** Our Redis command connection, when Redis is configured. */
   redis: Redis | undefined;
   start(): Promise<void>;
@@ -86,6 +89,12 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
   const bus = createBus(options, db, warn);
   const redis = bus instanceof RedisBus ? bus.pub : undefined;
   const storeError = (err: unknown) => warn('PostgreSQL did not answer a security check: answering 503', err);
+  const audit = new AuditLog(
+    db,
+    clock,
+    { enabled: options.audit, retentionMs: options.auditRetentionSeconds * SECOND, ...options.auditBuffer },
+    log,
+  );
   const revocations = new Revocations(db, bus, clock, tokens, storeError);
   const userStates = new UserStates(db, bus, undefined, storeError);
   const feed =
@@ -103,8 +112,10 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     retentionMs: options.sessionRetentionSeconds * SECOND,
     secret: options.secretKey,
     prefix: options.refreshTokenPrefix,
-    onReuse: ({ userId, sessionId, ip }) =>
-      log.warn({ event: 'refresh_token_reuse', code: 'refresh_token_reused', userId, sessionId, ip }, 'refresh token reuse detected: session revoked'),
+    onReuse: ({ userId, sessionId, meta }) => {
+      log.warn({ event: 'refresh_token_reuse', code: 'refresh_token_reused', userId, sessionId, ip: meta.ip }, 'refresh token reuse detected: session revoked');
+      audit.record({ type: 'refresh_reuse', userId, sessionId, meta });
+    },
   });
   const limits = new AuthRateLimits(options.limits, { redis, redisPrefix: options.redisPrefix, db });
   const hasher = new PasswordHasher(options.hashing.concurrency, options.hashing.queueMax);
@@ -117,6 +128,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     scopes,
     passwordMaxLength: options.passwordPolicy.maxLength,
     log,
+    audit,
   });
 
   return {
@@ -135,6 +147,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     sessions,
     limits,
     grants,
+    audit,
     redis,
     async start() {
       await hasher.prepare();
@@ -146,11 +159,14 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       feed?.start();
       revocations.start();
       limits.start();
-      sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err));
+      audit.start();
+      sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [() => sessions.housekeep(), () => audit.prune()]);
     },
     async close() {
       await sessions.stop();
       await feed?.stop();
+      // Before the database closes: no event is lost on a clean shutdown.
+      await audit.close();
       revocations.stop();
       limits.stop();
       await bus.close();

@@ -2,6 +2,7 @@
 // signs someone in (the OAuth token endpoint today; browser sessions and
 // second factors later) calls these; route handlers only parse and render.
 import type { FastifyBaseLogger } from 'fastify';
+import type { AuditLog } from './audit.js';
 import { AuthError } from './errors.js';
 import { FailureTiming, hashKind } from './failure-timing.js';
 import type { PasswordHasher } from './passwords.js';
@@ -37,6 +38,7 @@ export interface GrantDeps {
   scopes: ScopeRules;
   passwordMaxLength: number;
   log: FastifyBaseLogger;
+  audit: AuditLog;
 }
 
 
@@ -94,16 +96,23 @@ export class Grants {
       : await this.timedVerify(user ? user.password_hash : await hasher.prepare(), password);
     if (!user || !result.ok || user.disabled) {
       await limits.loginFailed(loginKey, meta.ip ?? '');
+      // What was typed as the username (the log truncates it), never the password.
+      const reason = tooLong ? 'too_long' : !user ? 'unknown_user' : !result.ok ? 'wrong_password' : 'disabled';
+      this.deps.audit.record({ type: 'login_failed', userId: user?.id, username, meta, detail: { reason } });
       // Same duration for every way of failing: no enumeration by timing.
       await this.failureTiming.pad(startedAt);
       throw new AuthError('invalid_credentials', BAD_CREDENTIALS);
     }
     await limits.loginSucceeded(loginKey, meta.ip ?? '');
     if (requested && !scopes.roleAllows(user.role, requested)) {
+      this.deps.audit.record({ type: 'login_failed', userId: user.id, username, meta, detail: { reason: 'invalid_scope' } });
       throw new AuthError('invalid_scope', 'The requested scope is not allowed for this account');
     }
     if (result.needsRehash) await this.upgradeHash(user, password);
-    return this.openSession(user, scopes.format(requested ?? scopes.allowed(user.role)), meta);
+    const scope = scopes.format(requested ?? scopes.allowed(user.role));
+    const { response, sessionId } = await this.openSession(user, scope, meta);
+    this.deps.audit.record({ type: 'login', userId: user.id, username: user.username, sessionId, meta, detail: { scope } });
+    return response;
   }
 
   /** The refresh grant: rotation with the grace window and reuse detection (sessions.ts); may narrow, never widen. */
@@ -127,14 +136,15 @@ export class Grants {
       authTime: r.authTime,
       amr: PASSWORD_AMR,
     });
+    this.deps.audit.record({ type: 'refresh', userId: r.userId, username: r.username, sessionId: r.sessionId, meta, detail: { scope: r.grantedScope } });
     return tokenResponse(access.token, access.expiresIn, r.refreshToken, r.grantedScope);
   }
 
   /** A new session for a user who has just proved who they are. */
-  async openSession(user: Pick<UserRow, 'id' | 'username'>, scope: string, meta: SessionMeta): Promise<TokenResponse> {
+  async openSession(user: Pick<UserRow, 'id' | 'username'>, scope: string, meta: SessionMeta): Promise<{ response: TokenResponse; sessionId: string }> {
     const { sessionId, refreshToken, createdAt } = await this.deps.sessions.open(user.id, scope, meta);
     const access = this.deps.tokens.issue({ sub: user.id, sid: sessionId, scope, username: user.username, authTime: createdAt, amr: PASSWORD_AMR });
-    return tokenResponse(access.token, access.expiresIn, refreshToken, scope);
+    return { response: tokenResponse(access.token, access.expiresIn, refreshToken, scope), sessionId };
   }
 
   /**

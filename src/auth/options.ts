@@ -45,6 +45,18 @@ const Hashing = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+const AuditBuffer = Type.Object(
+  {
+    /** How often waiting audit events are written (ms). */
+    flushMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 250 }),
+    /** Events per INSERT; this many waiting are written at once. */
+    batchSize: Type.Integer({ minimum: 1, maximum: 5000, default: 500 }),
+    /** Events kept while PostgreSQL does not take them; beyond, the oldest are dropped (and counted). */
+    maxBuffered: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10_000 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 export const GatehouseOptionsSchema = Type.Object(
   {
     /** An open database (the plugin does not close it), or a postgres:// URL (the plugin opens and closes its pool). */
@@ -66,6 +78,10 @@ export const GatehouseOptionsSchema = Type.Object(
     refreshGraceSeconds: seconds(10, 0, 300, 'a refresh token presented again within this window is a retry'),
     leewaySeconds: seconds(30, 0, 300, 'clock skew allowed on exp / nbf / iat'),
     sessionRetentionSeconds: seconds(7 * DAY, 0, 3650 * DAY, 'ended sessions are deleted this long after they end'),
+    /** Record security events in `audit_events` (false: nothing is recorded). */
+    audit: Type.Boolean({ default: true }),
+    auditRetentionSeconds: seconds(90 * DAY, 3600, 3650 * DAY, 'audit events are deleted this long after they happened'),
+    auditBuffer: AuditBuffer,
     /** The realm of RFC 6750 challenges. */
     realm: Type.String({ pattern: '^[\\x20-\\x7e]{1,64}$', default: 'gatehouse' }),
     /** Prefix of refresh tokens, so secret scanners can recognise them. */
@@ -93,12 +109,13 @@ export const GatehouseOptionsSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export type GatehouseOptions = Partial<Omit<Static<typeof GatehouseOptionsSchema>, 'database' | 'secretKey' | 'passwordPolicy' | 'limits' | 'hashing'>> & {
+export type GatehouseOptions = Partial<Omit<Static<typeof GatehouseOptionsSchema>, 'database' | 'secretKey' | 'passwordPolicy' | 'limits' | 'hashing' | 'auditBuffer'>> & {
   database: Database | string;
   secretKey: string;
   passwordPolicy?: Partial<Static<typeof PasswordPolicy>>;
   limits?: Partial<Static<typeof Limits>>;
   hashing?: Partial<Static<typeof Hashing>>;
+  auditBuffer?: Partial<Static<typeof AuditBuffer>>;
 };
 
 export type ResolvedOptions = Static<typeof GatehouseOptionsSchema>;

@@ -11,7 +11,7 @@
 // - applies the auth core's migrations, starts timers and listeners on
 //   onReady and stops them on onClose (closing the database only if it
 //   opened it).
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { openPostgres, type Database } from '../db/client.js';
 import { migrate } from '../db/migrate.js';
@@ -21,7 +21,9 @@ import { buildValidator, registerRequestChecks } from '../http/validation.js';
 import { createAuthCore, type AuthCore } from './core.js';
 import { installGuard } from './guard.js';
 import { resolveOptions, type GatehouseOptions } from './options.js';
-import { authRoutes, wellKnownRoutes } from './routes.js';
+import { authRoutes, sessionMeta, wellKnownRoutes } from './routes.js';
+import { AuthError } from './errors.js';
+import type { AuditRecord } from './audit.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -38,6 +40,19 @@ async function ownContext(app: FastifyInstance, realm: string): Promise<void> {
   registerRequestChecks(app);
 }
 
+/** A 429: who, when known (the caller's token, or the name typed at login or registration), and where. */
+function rateLimitedEvent(request: FastifyRequest): AuditRecord {
+  const typed = (request.body as { username?: unknown } | undefined)?.username;
+  return {
+    type: 'rate_limited',
+    userId: request.principal?.userId,
+    username: request.principal?.username ?? (typeof typed === 'string' ? typed : null),
+    sessionId: request.principal?.sessionId,
+    meta: sessionMeta(request),
+    detail: { route: `${request.method} ${request.routeOptions.url ?? request.url}` },
+  };
+}
+
 async function gatehousePlugin(app: FastifyInstance, raw: GatehouseOptions): Promise<void> {
   const options = resolveOptions(raw);
   const ownDb = typeof options.database === 'string';
@@ -52,6 +67,10 @@ async function gatehousePlugin(app: FastifyInstance, raw: GatehouseOptions): Pro
     throw err;
   }
   app.decorate('gatehouse', core);
+  // Every 429, on any route (the plugin's and the host's): one audit event.
+  app.addHook('onError', async (request, _reply, err) => {
+    if (err instanceof AuthError && err.code === 'rate_limited') core.audit.record(rateLimitedEvent(request));
+  });
   app.addHook('onReady', () => core.start());
   app.addHook('onClose', async () => {
     await core.close();
@@ -78,4 +97,4 @@ export type { GatehouseOptions } from './options.js';
 export type { AuthCore } from './core.js';
 export type { Principal, RouteAuth } from './guard.js';
 export { principalOf } from './guard.js';
-export { AuthError } from './errors.js';
+export { AuthError };

@@ -39,7 +39,7 @@ const AUTH_BODY_LIMIT = 64 * 1024;
 
 /** Mounted under the plugin's prefix (default /auth), in a context of its own. */
 export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
-  const { grants, sessions, tokens, revocations, users, hasher, limits, options } = core;
+  const { grants, sessions, tokens, revocations, users, hasher, limits, options, audit } = core;
   // Form bodies for the OAuth endpoints, parsed here only: the host's parsers are its own.
   // multipart/form-data too (a browser's FormData; FastAPI's forms take it): fields only, small.
   await app.register(formbody);
@@ -91,6 +91,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         passwordHash: await hasher.hash(password),
         role: 'user',
       });
+      audit.record({ type: 'register', userId: user.id, username: user.username, meta: sessionMeta(request) });
       return reply.code(201).send(toPublicUser(user));
     },
   );
@@ -157,11 +158,15 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       await limits.tokenRequest(request.ip);
       // The hint is only a hint: the token's own shape says what it is.
       if (sessions.looksLikeRefreshToken(token)) {
-        await sessions.revokeByRefreshToken(token);
+        const ended = await sessions.revokeByRefreshToken(token);
+        if (ended) audit.record({ type: 'revoke', ...ended, meta: sessionMeta(request), detail: { token_type: 'refresh_token' } });
       } else {
         try {
           const claims = tokens.verify(token, { ignoreExpiration: true });
-          if (tokens.usableUntilMs(claims.exp) > core.clock.now()) await revocations.revokeAccessToken(claims.jti, claims.exp);
+          if (tokens.usableUntilMs(claims.exp) > core.clock.now()) {
+            await revocations.revokeAccessToken(claims.jti, claims.exp);
+            audit.record({ type: 'revoke', userId: claims.sub, sessionId: claims.sid, meta: sessionMeta(request), detail: { token_type: 'access_token' } });
+          }
         } catch (err) {
           if (!(err instanceof InvalidTokenError)) throw err;
         }
@@ -194,6 +199,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         // Its own session is over: the token used is refused at once, even where an event is late.
         await revocations.revokeAccessToken(me.jti, me.exp);
       }
+      audit.record({ type: 'logout', userId: me.userId, username: me.username, sessionId: me.sessionId, meta: sessionMeta(request), detail: { scope } });
       return reply.code(204).send(null);
     },
   );

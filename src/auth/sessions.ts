@@ -55,7 +55,7 @@ export interface SessionOptions {
   secret: string;
   /** Prefix of every refresh token (default `ghr_`). */
   prefix?: string;
-  onReuse: (info: { userId: string; sessionId: string; ip: string | null }) => void;
+  onReuse: (info: { userId: string; sessionId: string; meta: SessionMeta }) => void;
 }
 
 // One description for every way a refresh token fails (the codes, which reach the logs, tell them apart).
@@ -195,7 +195,7 @@ export class Sessions {
 
     // Reuse of a rotated token: assume it was stolen and end the session.
     const ended = await this.revokeWhere('id = $1', [row.session_id]);
-    if (ended.length) this.opts.onReuse({ userId: row.user_id, sessionId: row.session_id, ip: meta.ip });
+    if (ended.length) this.opts.onReuse({ userId: row.user_id, sessionId: row.session_id, meta });
     throw INVALID('refresh_token_reused');
   }
 
@@ -221,11 +221,11 @@ export class Sessions {
     return r.rowCount === 1;
   }
 
-  /** Revokes the session a refresh token belongs to (RFC 7009). Unknown tokens are ignored. */
-  async revokeByRefreshToken(token: string): Promise<boolean> {
-    if (!this.looksLikeRefreshToken(token)) return false;
-    const ended = await this.revokeWhere('id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)', [hashToken(token)]);
-    return ended.length > 0;
+  /** Revokes the session a refresh token belongs to (RFC 7009): the session ended, if one did. Unknown tokens are ignored. */
+  async revokeByRefreshToken(token: string): Promise<{ sessionId: string; userId: string } | undefined> {
+    if (!this.looksLikeRefreshToken(token)) return undefined;
+    const [ended] = await this.revokeRows('id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)', [hashToken(token)]);
+    return ended && { sessionId: ended.id, userId: ended.user_id };
   }
 
   /** Ends one of the user's sessions; false if it is not theirs or already over. */
@@ -249,23 +249,28 @@ export class Sessions {
    * change-feed rows are written by the same statement.
    */
   private async revokeWhere(where: string, params: unknown[]): Promise<string[]> {
+    return (await this.revokeRows(where, params)).map((x) => x.id);
+  }
+
+  /** revokeWhere's statement: the sessions this call ended, with their users. */
+  private async revokeRows(where: string, params: unknown[]): Promise<Array<{ id: string; user_id: string }>> {
     const now = this.clock.now();
     const [at, since, horizon] = [params.length + 1, params.length + 2, params.length + 3];
-    const r = await this.db.query<{ id: string; revoked_at: Date; ended: boolean }>(
+    const r = await this.db.query<{ id: string; user_id: string; revoked_at: Date; ended: boolean }>(
       `WITH named AS (
-         SELECT id, revoked_at FROM sessions WHERE ${where} AND (revoked_at IS NULL OR revoked_at > $${since})),
+         SELECT id, user_id, revoked_at FROM sessions WHERE ${where} AND (revoked_at IS NULL OR revoked_at > $${since})),
        ended AS (
          UPDATE sessions SET revoked_at = $${at} WHERE id IN (SELECT id FROM named) AND revoked_at IS NULL RETURNING id),
        feed AS (
          INSERT INTO security_events (payload)
          SELECT ${sidEventSql('id', `COALESCE(revoked_at, $${at})`, `$${horizon}::bigint`)} FROM named)
-       SELECT n.id, COALESCE(n.revoked_at, $${at}) AS revoked_at, e.id IS NOT NULL AS ended
+       SELECT n.id, n.user_id, COALESCE(n.revoked_at, $${at}) AS revoked_at, e.id IS NOT NULL AS ended
          FROM named n LEFT JOIN ended e USING (id)`,
       [...params, new Date(now), new Date(now - this.revocations.horizonMs), this.revocations.horizonMs],
     );
     // A session another request ended between this statement's read and its update counts from now (a little later: safe).
     if (r.rows.length) await this.revocations.sessionsRevoked(r.rows.map((x) => ({ id: x.id, revokedAt: x.revoked_at.getTime() })));
-    return r.rows.filter((x) => x.ended).map((x) => x.id);
+    return r.rows.filter((x) => x.ended);
   }
 
   /** The user's live sessions, most recently used first. */
@@ -334,15 +339,18 @@ export class Sessions {
   }
 
   /**
-   * Runs housekeep() every `intervalMs` in the background (the first run at
+   * Runs `tasks` (by default housekeep(); the core adds the audit log's
+   * pruning) one after the other every `intervalMs` in the background (the first run at
    * a random point of the first interval, so nodes that restart often still
    * clean, and nodes started together do not collide); one run at a time.
    */
-  startHousekeeping(intervalMs: number, onError: (err: unknown) => void): void {
+  startHousekeeping(intervalMs: number, onError: (err: unknown) => void, tasks: Array<() => Promise<unknown>> = [() => this.housekeep()]): void {
     const run = () => {
       if (this.housekeeping) return;
-      this.housekeeping = this.housekeep()
-        .then(() => undefined, onError)
+      // Each task on its own: one that fails does not stop the others.
+      this.housekeeping = tasks
+        .reduce<Promise<unknown>>((prev, task) => prev.then(() => task().catch(onError)), Promise.resolve())
+        .then(() => undefined)
         .finally(() => {
           this.housekeeping = undefined;
         });

@@ -21,7 +21,7 @@ const Session = Type.Object({
 });
 
 export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
-  const { hasher, sessions, users, grants, options } = core;
+  const { hasher, sessions, users, grants, options, audit } = core;
   const policy = options.passwordPolicy;
   app.addHook('onSend', async (_request, reply) => noStore(reply));
 
@@ -123,6 +123,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       if (errors.length) throw validationFailed(errors, 'The new password does not meet the password policy');
       await users.setPasswordHash(user.id, await hasher.hash(new_password));
       await sessions.revokeUserSessions(user.id, me.sessionId);
+      audit.record({ type: 'password_changed', userId: me.userId, username: me.username, sessionId: me.sessionId, meta: sessionMeta(request) });
       return reply.code(204).send(null);
     },
   );
@@ -154,6 +155,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       const me = principalOf(request);
       const { id } = request.params;
       if (!isUuid(id) || !(await sessions.revokeSession(me.userId, id))) throw notFound('Session not found');
+      audit.record({ type: 'session_deleted', userId: me.userId, username: me.username, sessionId: me.sessionId, meta: sessionMeta(request), detail: { session_id: id } });
       return reply.code(204).send(null);
     },
   );
