@@ -124,7 +124,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   const app = Fastify({
     logger: deps.logger ?? loggerOptions(config),
     // Fastify takes a hop count as well as the types its typings list.
-    trustProxy: config.trustProxy as boolean | string[],
+    trustProxy: config.trustProxy as false | string[],
     bodyLimit: config.bodyLimitBytes,
     // Long enough for the slowest request; short enough to shed slowloris clients.
     requestTimeout: 30_000,
@@ -135,7 +135,8 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
-    ajv: { customOptions: { allErrors: true } },
+    // An unknown field is a 422 naming it, as OpenAPI's additionalProperties: false says (never silently dropped).
+    ajv: { customOptions: { allErrors: true, removeAdditional: false } },
     // Bodies are validated without type coercion (src/http/validation.ts).
     schemaController: { compilersFactory: { buildValidator } },
     // Routing errors (undecodable path, over-long parameter) as problem details too.
@@ -144,6 +145,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     clientErrorHandler: clientErrors(),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  for (const warning of config.warnings) app.log.warn(warning);
   if (config.secretKeyGenerated) {
     app.log.warn(`SECRET_KEY is not set: using a development key kept in ${config.dataDir}/secret_key (never do this in production)`);
   }

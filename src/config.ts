@@ -35,7 +35,10 @@ export interface Config {
   host: string;
   port: number;
   corsOrigins: string[];
-  trustProxy: boolean | number | string[];
+  /** false, a hop count, or the proxies' addresses/CIDRs (never `true`: that believes any client). */
+  trustProxy: false | number | string[];
+  /** Problems worth a warning at start that are not worth refusing to start. */
+  warnings: string[];
   logLevel: string;
   workers: number;
   bodyLimitBytes: number;
@@ -217,9 +220,16 @@ export function loadConfig(raw: RawEnv = process.env): Config {
   const dataDir = resolve(env.DATA_DIR);
   let secretKey: string;
   let secretKeyGenerated = false;
+  const warnings: string[] = [];
   if (env.SECRET_KEY !== undefined) {
     if (production && Buffer.byteLength(env.SECRET_KEY, 'utf8') < 32) {
       throw new ConfigError('SECRET_KEY', 'must be at least 32 bytes in production (run: npm run cli -- gen-secret)');
+    }
+    if (production && lowEntropy(env.SECRET_KEY)) {
+      throw new ConfigError('SECRET_KEY', 'is too predictable for production (few distinct characters); run: npm run cli -- gen-secret');
+    }
+    if (Buffer.byteLength(env.SECRET_KEY, 'utf8') < 32) {
+      warnings.push('SECRET_KEY is shorter than 32 bytes: anyone who guesses it can sign tokens (run: npm run cli -- gen-secret)');
     }
     secretKey = env.SECRET_KEY;
   } else if (production && (algorithm === 'HS256' || !jwtPrivateKey)) {
@@ -260,7 +270,8 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     host: env.HOST,
     port: env.PORT,
     corsOrigins: env.CORS_ORIGINS,
-    trustProxy: env.TRUST_PROXY,
+    trustProxy: trustProxyOf(env.TRUST_PROXY),
+    warnings,
     logLevel: env.LOG_LEVEL ?? (nodeEnv === 'test' ? 'silent' : 'info'),
     workers,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
@@ -303,4 +314,25 @@ function developmentSecret(dataDir: string): string {
 /** The password policy the configuration asks for (the plugin's `passwordPolicy` option). */
 export function policyOf(config: Pick<Config, 'passwordMinLength' | 'passwordMaxLength' | 'passwordMinScore'>) {
   return { minLength: config.passwordMinLength, maxLength: config.passwordMaxLength, minScore: config.passwordMinScore };
+}
+
+/**
+ * A secret that is obviously guessable: few distinct characters, or little
+ * information by its own letter frequencies (32 × "a", "secretsecret…").
+ * Keys from gen-secret, openssl rand or a password manager pass easily.
+ */
+export function lowEntropy(secret: string): boolean {
+  const counts = new Map<string, number>();
+  for (const ch of secret) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  const n = [...secret].length;
+  let bits = 0;
+  for (const c of counts.values()) bits -= c * Math.log2(c / n);
+  return counts.size < 10 || bits < 64;
+}
+
+function trustProxyOf(value: boolean | number | string[]): false | number | string[] {
+  if (value === true) {
+    throw new ConfigError('TRUST_PROXY', "true would believe any client's X-Forwarded-For; give the number of proxy hops or their addresses/CIDRs");
+  }
+  return value;
 }

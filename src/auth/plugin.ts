@@ -35,7 +35,7 @@ declare module 'fastify' {
 async function ownContext(app: FastifyInstance, realm: string): Promise<void> {
   app.setErrorHandler(errorHandler(realm));
   // Bodies are never type-coerced (see validation.ts), whatever the host chose.
-  const compile = buildValidator!({}, { customOptions: { allErrors: true } } as never) as unknown as Parameters<FastifyInstance['setValidatorCompiler']>[0];
+  const compile = buildValidator!({}, { customOptions: { allErrors: true, removeAdditional: false } } as never) as unknown as Parameters<FastifyInstance['setValidatorCompiler']>[0];
   app.setValidatorCompiler(compile);
   registerRequestChecks(app);
 }

@@ -1,7 +1,7 @@
 // One small interface over the PostgreSQL server (pg pool) and embedded
 // PostgreSQL (PGlite): same SQL, same migrations, same parameters ($1…).
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 
@@ -138,18 +138,44 @@ export async function openPostgres(url: string, max = 10): Promise<Database> {
  * (tests). A directory is locked with a pid file, because two processes
  * opening the same PGlite directory would corrupt it.
  */
+/**
+ * The embedded database holds every password hash and address: its folder
+ * is the owner's alone. Created 0700 (others cannot even traverse it, so
+ * the 0666 files PGlite's file system layer makes inside stay private);
+ * refused when group or others may write it (someone could have planted or
+ * swapped files); what others could read or write already is closed; and
+ * the process's new files default to 0600 (umask 077).
+ */
+export function secureDataDir(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const mode = statSync(dataDir).mode & 0o777;
+  if (mode & 0o022) {
+    throw new Error(`DATA_DIR ${dataDir} is writable by other users (mode ${mode.toString(8)}); run: chmod 700 ${dataDir}`);
+  }
+  process.umask(0o077);
+  closeToOthers(dataDir);
+}
+
+function closeToOthers(path: string): void {
+  const st = statSync(path);
+  if (st.mode & 0o077) chmodSync(path, st.mode & 0o700);
+  if (st.isDirectory()) for (const name of readdirSync(path)) closeToOthers(join(path, name));
+}
+
 export async function openPglite(dataDir: string, opts: { loadDataDir?: Blob | File } = {}): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   let release = () => {};
   let dbPath = dataDir;
   if (!dataDir.startsWith('memory://')) {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    secureDataDir(dataDir);
     release = lockDataDir(dataDir);
     dbPath = join(dataDir, 'pgdata');
   }
   let lite: InstanceType<typeof PGlite>;
   try {
     lite = await PGlite.create(dbPath, opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {});
+    // PGlite makes its files 0666 whatever the umask: close the ones it just made.
+    if (!dataDir.startsWith('memory://')) closeToOthers(dataDir);
   } catch (err) {
     release();
     throw err;

@@ -30,6 +30,8 @@ const DOCS_CSP = {
   },
 };
 
+const HSTS = { maxAge: 31_536_000, includeSubDomains: true };
+
 async function securityHeaders(app: FastifyInstance, opts: SecurityHeadersOptions) {
   app.addHook('onRoute', (route) => {
     // Read by helmet's own onRoute hook, which runs after this one.
@@ -39,8 +41,15 @@ async function securityHeaders(app: FastifyInstance, opts: SecurityHeadersOption
     contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
     frameguard: { action: 'deny' },
     referrerPolicy: { policy: 'no-referrer' },
-    strictTransportSecurity: opts.hsts ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+    strictTransportSecurity: opts.hsts ? HSTS : false,
   });
+  // Without HSTS configured, still when a trusted proxy says the client came over https
+  // (request.protocol reads X-Forwarded-Proto only from proxies TRUST_PROXY names).
+  if (!opts.hsts) {
+    app.addHook('onSend', async (request, reply) => {
+      if (request.protocol === 'https') reply.header('strict-transport-security', `max-age=${HSTS.maxAge}; includeSubDomains`);
+    });
+  }
 }
 
 export const securityHeadersPlugin = fp(securityHeaders, { name: 'gatehouse-security-headers', fastify: '5.x' });
