@@ -72,3 +72,27 @@ test('a full hashing queue answers 503 with Retry-After at once, and the rest st
     await app.close();
   }
 });
+
+test('password changes are limited per user whatever the outcome: one user cannot monopolise the hashing and scoring threads', async () => {
+  const app = await startApp();
+  try {
+    const u = await registerAndLogin(app.http);
+    const other = await registerAndLogin(app.http);
+    // Right current password every time, each change to a new strong one: only the count limits it.
+    let current = u.password;
+    const statuses: number[] = [];
+    for (let i = 0; i < 11; i++) {
+      const next = `Another-plum-${i}-anchor-${i * 7}`;
+      const r = await app.http.put('/users/me/password', { current_password: current, new_password: next }, u.access);
+      statuses.push(r.status);
+      if (r.status === 204) current = next;
+    }
+    assert.deepEqual(statuses, [...Array(10).fill(204), 429], 'ten an hour, then 429');
+    // Another user is not affected, and neither is the email change's own check of the same budget.
+    assert.equal((await app.http.put('/users/me/password', { current_password: other.password, new_password: 'Yet-another-plum-99' }, other.access)).status, 204);
+    const email = await app.http.patch('/users/me', { email: `moved.${u.username}@example.org`, current_password: current }, u.access);
+    assert.equal(email.status, 429, 'the email change shares the budget');
+  } finally {
+    await app.close();
+  }
+});

@@ -154,6 +154,8 @@ export class Grants {
    */
   async verifyCurrentPassword(user: UserRow, password: string, meta: SessionMeta): Promise<void> {
     const { limits, hasher } = this.deps;
+    // At most a few such changes an hour, whatever their outcome (each costs shared hashing threads).
+    await limits.sensitiveAction(user.id);
     // The login's counter for this account: guesses here and failed logins lock it together.
     const key = lockoutKey(user.username, user.id);
     await limits.checkLogin(key, meta.ip ?? '');

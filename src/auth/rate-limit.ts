@@ -45,6 +45,8 @@ export interface RateLimitStores {
 /** The table of migrations/auth/004_rate_limits.sql, in the shape RateLimiterPostgres reads and writes. */
 export const RATE_LIMIT_TABLE = 'rate_limit_counters';
 const HOUSEKEEPING_MS = 5 * 60_000;
+/** Password and email changes per user per hour: a person needs a few, never dozens. */
+const SENSITIVE_PER_HOUR = 10;
 const FAILURE_WINDOW_S = 15 * 60;
 /** The longest an account is slowed down for: never a day's refusal of the right password. */
 const MAX_SLOWDOWN_S = 15 * 60;
@@ -92,6 +94,8 @@ export class AuthRateLimits {
   private readonly slowdown?: RateLimiterAbstract;
   /** account|address pairs that signed in successfully. */
   private readonly known?: RateLimiterAbstract;
+  /** Expensive signed-in actions (password and email changes) per user, whatever their outcome. */
+  private readonly sensitive?: RateLimiterAbstract;
   private readonly threshold: number;
   private readonly db?: Database;
   private housekeeping?: NodeJS.Timeout;
@@ -136,6 +140,7 @@ export class AuthRateLimits {
     // Counts only: what it leads to is a slowdown, never a block of its own.
     this.failuresUser = make('fail-u', Number.MAX_SAFE_INTEGER, 24 * 3600);
     this.threshold = opts.failedLoginsPerAccount;
+    this.sensitive = make('sensitive', SENSITIVE_PER_HOUR, 3600);
     if (opts.failedLoginsPerAccount > 0) {
       this.slowdown = make('slow-u', 1, MAX_SLOWDOWN_S);
       this.known = make('known', 1, KNOWN_CLIENT_S);
@@ -163,6 +168,15 @@ export class AuthRateLimits {
 
   async registration(ip: string): Promise<void> {
     await consume(this.register, ipKey(ip), 'Too many registrations');
+  }
+
+  /**
+   * A password or email change by a signed-in user: each costs a hash and a
+   * strength score on shared threads, so one user may not monopolise them
+   * (nor probe addresses), right password or not.
+   */
+  async sensitiveAction(userId: string): Promise<void> {
+    await consume(this.sensitive, userId, 'Too many account changes');
   }
 
   /**
