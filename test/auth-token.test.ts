@@ -435,8 +435,9 @@ for (const backend of backends()) {
 
     test('a name that matches no account is counted under every spelling of it, on a key of fixed size', () =>
       withLockAfter3(async (app, attempt) => {
-        const huge = 'ghost' + 'x'.repeat(30_000);
-        for (const name of [huge, huge.toUpperCase(), 'ｇｈｏｓｔ' + 'x'.repeat(30_000)]) {
+        // As long as a login identifier may be (320; longer is refused by the schema).
+        const huge = 'ghost' + 'x'.repeat(300);
+        for (const name of [huge, huge.toUpperCase(), 'ｇｈｏｓｔ' + 'x'.repeat(300)]) {
           assertOAuthError(await attempt(name, 'wrong-Pass-0'), 'invalid_grant');
         }
         assertProblem(await attempt(huge, 'wrong-Pass-0'), 429);

@@ -34,7 +34,8 @@ function refuses(env: Record<string, string | undefined>, variable: string): Con
   return caught;
 }
 
-const GOOD_SECRET = 'k'.repeat(32);
+// 32 bytes that are not obviously guessable (production refuses 32 × "k": issue 9, finding 10).
+const GOOD_SECRET = 'q8W2vT6yN1rB5xK9mP3sL7dF0gH4jZcA';
 
 describe('loadConfig refusals', () => {
   test('production without SECRET_KEY', () => {
@@ -49,8 +50,9 @@ describe('loadConfig refusals', () => {
     assert.ok(!err.message.includes(secret));
     // Bytes count, not characters: 16 two-byte characters are 32 bytes; 15 plus one ASCII are 31.
     refuses({ NODE_ENV: 'production', SECRET_KEY: 'é'.repeat(15) + 'a' }, 'SECRET_KEY');
-    const ok = loadConfig({ NODE_ENV: 'production', SECRET_KEY: 'é'.repeat(16), DATA_DIR: dir() });
-    assert.equal(ok.secretKey, 'é'.repeat(16));
+    const sixteen = 'éèêëàâäôöûüùçîïñ';
+    const ok = loadConfig({ NODE_ENV: 'production', SECRET_KEY: sixteen, DATA_DIR: dir() });
+    assert.equal(ok.secretKey, sixteen);
     assert.equal(ok.secretKeyGenerated, false);
     assert.equal(loadConfig({ NODE_ENV: 'production', SECRET_KEY: GOOD_SECRET, DATA_DIR: dir() }).secretKey, GOOD_SECRET);
   });
