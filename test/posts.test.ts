@@ -34,11 +34,16 @@ for (const backend of backends()) {
       assert.ok(!r.text.includes(alice.email), 'no email in a post');
     });
 
-    test('create: unknown fields are ignored, never stored or echoed', async () => {
+    test('create: unknown fields are a 422 naming each (v2: never silently dropped), and nothing is stored', async () => {
+      const before = (await app.http.get('/users/me/posts', alice.access)).body.items.length;
       const r = await app.http.post('/posts', { title: 'T', body: 'B', author_id: bob.id, id: randomUUID() }, alice.access);
-      assert.equal(r.status, 201);
-      assert.equal(r.body.author.id, alice.id);
-      assert.deepEqual(Object.keys(r.body).sort(), POST_KEYS);
+      assert.equal(r.status, 422, r.text);
+      assert.deepEqual(r.body.errors.map((e: { path: string }) => e.path).sort(), ['/author_id', '/id']);
+      assert.equal((await app.http.get('/users/me/posts', alice.access)).body.items.length, before);
+      const ok = await app.http.post('/posts', { title: 'T', body: 'B' }, alice.access);
+      assert.equal(ok.status, 201);
+      assert.equal(ok.body.author.id, alice.id);
+      assert.deepEqual(Object.keys(ok.body).sort(), POST_KEYS);
     });
 
     test('timestamps come from the injectable clock', async () => {
