@@ -4,7 +4,7 @@
 // test calls finish(). `received` resolves only once the server has parsed
 // the headers and dispatched the request to the application (node answers
 // `Expect: 100-continue` with 100 Continue right before it emits 'request').
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type Agent } from 'node:http';
 import { connect } from 'node:net';
 import type { Res } from './http-client.js';
 
@@ -22,7 +22,8 @@ export interface HeldRequest {
   finish(): Promise<HeldAnswer>;
 }
 
-export function holdRequest(base: string, path: string, contentType: string, body: string): HeldRequest {
+/** `agent`: send it on a kept-alive connection of that agent (default: a connection of its own, closed after). */
+export function holdRequest(base: string, path: string, contentType: string, body: string, agent: Agent | false = false): HeldRequest {
   const { hostname, port } = new URL(base);
   const bytes = Buffer.from(body);
   if (bytes.length < 2) throw new Error('a held request needs a body of two bytes or more');
@@ -31,7 +32,7 @@ export function holdRequest(base: string, path: string, contentType: string, bod
     port,
     method: 'POST',
     path,
-    agent: false,
+    agent,
     headers: { 'content-type': contentType, 'content-length': bytes.length, expect: '100-continue' },
   });
   const answer = new Promise<HeldAnswer>((resolve) => {

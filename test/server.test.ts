@@ -2,11 +2,12 @@
 // requests in flight, the DATA_DIR lock, and a restart that keeps data and
 // tokens (embedded database and development key under DATA_DIR).
 import assert from 'node:assert/strict';
+import { Agent, request as httpRequest } from 'node:http';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { backends, STRONG_PASSWORD, openTestDatabase, registerAndLogin, startApp, uniqueName } from './helpers.js';
-import { finishAll, holdForms, untilRefused } from './held-requests.js';
+import { finishAll, holdForms, holdRequest, untilRefused } from './held-requests.js';
 import { freePort, runToExit, spawnServer, tempDir, waitUntilUp, type ServerProcess } from './process-helpers.js';
 
 for (const backend of backends()) {
@@ -133,5 +134,41 @@ describe('the server process', () => {
     assert.deepEqual(await again.exited, { code: 0, signal: null }, again.stderr());
     assert.equal(existsSync(lock), false);
     assert.doesNotMatch(first.stdout() + first.stderr() + again.stdout() + again.stderr(), new RegExp(STRONG_PASSWORD));
+  });
+
+  test('SIGTERM with a request in flight on a kept-alive connection: exits 0 as soon as the request is done, not after a keep-alive or force timeout', async () => {
+    const dataDir = tempDir('gatehouse-server-');
+    dirs.push(dataDir);
+    const port = await freePort();
+    const env = { NODE_ENV: 'development', DATA_DIR: dataDir, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn' };
+    const base = `http://127.0.0.1:${port}`;
+    const proc = spawnServer(env);
+    procs.push(proc);
+    await waitUntilUp(`${base}/health`, proc);
+    // An idle kept-alive connection: one request answered, the socket left open.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const idleAnswer = await new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+      httpRequest(`${base}/health`, { agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+      }).on('error', reject).end();
+    });
+    assert.equal(idleAnswer.status, 200);
+    assert.equal(agent.freeSockets[Object.keys(agent.freeSockets)[0]!]?.length, 1, 'the connection is kept alive, idle');
+    // A request in flight on that same kept-alive connection (received, its body not finished).
+    const held = holdRequest(base, '/auth/token', 'application/x-www-form-urlencoded', 'grant_type=password&username=nobody&password=x', agent);
+    await held.received;
+    const signalled = performance.now();
+    proc.child.kill('SIGTERM');
+    await untilRefused(port);
+    const answer = await held.finish();
+    assert.equal(answer!.status, 400, answer!.error ?? answer!.text);
+    assert.equal(answer!.headers.get('connection'), 'close', 'answered while closing: the connection is not reused');
+    const exit = await proc.exited;
+    const took = performance.now() - signalled;
+    assert.deepEqual(exit, { code: 0, signal: null }, proc.stderr());
+    // The force timer is 20 s; an idle keep-alive connection used to hold shutdown until it fired.
+    assert.ok(took < 15_000, `shutdown took ${Math.round(took)} ms`);
+    agent.destroy();
   });
 });
