@@ -81,7 +81,8 @@ async function startService(): Promise<void> {
   const port = await freePort();
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
-    NODE_ENV: 'production',
+    // A real SECRET_KEY, but not NODE_ENV=production: that refuses BENCH_ROUTES.
+    NODE_ENV: 'development',
     SECRET_KEY: randomBytes(32).toString('base64url'),
     HOST: '127.0.0.1',
     PORT: String(port),
