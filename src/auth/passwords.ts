@@ -54,17 +54,9 @@ export class PasswordHasher {
   }
 
   /**
-   * Spends the same time as verifying a real argon2id hash, for logins whose
-   * user does not exist: no enumeration by timing.
-   */
-  async verifyDummy(password: string): Promise<VerifyResult> {
-    await this.verify(await this.prepare(), password);
-    return { ok: false, needsRehash: false };
-  }
-
-  /**
-   * Makes the dummy hash. The service awaits this before it listens, so the
-   * first unknown-user login is not slower (by one hash) than the others.
+   * Makes the dummy hash that an unknown user's login is verified against
+   * (grants.ts). The service awaits this before it listens, so the first
+   * unknown-user login is not slower (by one hash) than the others.
    */
   prepare(): Promise<string> {
     this.dummyHash ??= this.hash(randomBytes(16).toString('hex'));

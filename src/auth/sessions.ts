@@ -66,7 +66,7 @@ export function hashToken(token: string): string {
 }
 
 /** The shape of a refresh token with this prefix: 256 bits, base64url. */
-export function refreshTokenPattern(prefix = REFRESH_TOKEN_PREFIX): RegExp {
+function refreshTokenPattern(prefix = REFRESH_TOKEN_PREFIX): RegExp {
   return new RegExp(`^${prefix}[A-Za-z0-9_-]{43}$`);
 }
 
