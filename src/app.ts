@@ -51,6 +51,7 @@ export function pluginOptions(config: Config, db: Database, clock: Clock): Gateh
     algorithm: config.algorithm,
     privateKey: config.jwtPrivateKey,
     keyDir: config.dataDir,
+    publicUrl: config.publicUrl,
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
     accessTokenTtlSeconds: config.accessTokenExpireMinutes * 60,

@@ -34,6 +34,8 @@ export interface Config {
   redisPrefix: string;
   host: string;
   port: number;
+  /** PUBLIC_URL without a trailing slash (default http://HOST:PORT). */
+  publicUrl: string;
   corsOrigins: string[];
   /** false, a hop count, or the proxies' addresses/CIDRs (never `true`: that believes any client). */
   trustProxy: false | number | string[];
@@ -115,6 +117,13 @@ export const ENV = Type.Object({
   REDIS_PREFIX: Type.String({ default: 'gatehouse:', description: 'prefix of every Redis key and channel' }),
   HOST: Type.String({ default: '127.0.0.1', description: 'address to listen on' }),
   PORT: int(8000, 0, 65535, 'port to listen on'),
+  PUBLIC_URL: Type.Optional(
+    Type.Refine(
+      Type.String({ description: 'the address people and clients use (default http://HOST:PORT); every absolute URL the service writes is built from it' }),
+      (v) => URL.canParse(v) && ['http:', 'https:'].includes(new URL(v).protocol) && !new URL(v).search && !new URL(v).hash && !new URL(v).username,
+      () => 'must be an http(s) URL without credentials, query or fragment, like https://auth.example.com',
+    ),
+  ),
   WORKERS: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 256 })], {
     default: 1,
     expected: 'an integer between 1 and 256, or auto',
@@ -269,6 +278,7 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     redisPrefix: env.REDIS_PREFIX,
     host: env.HOST,
     port: env.PORT,
+    publicUrl: publicUrlOf(env.PUBLIC_URL, env.HOST, env.PORT),
     corsOrigins: env.CORS_ORIGINS,
     trustProxy: trustProxyOf(env.TRUST_PROXY),
     warnings,
@@ -328,6 +338,13 @@ export function lowEntropy(secret: string): boolean {
   let bits = 0;
   for (const c of counts.values()) bits -= c * Math.log2(c / n);
   return counts.size < 10 || bits < 64;
+}
+
+/** PUBLIC_URL without a trailing slash; by default where the service listens. Never taken from a request's Host. */
+export function publicUrlOf(value: string | undefined, host: string, port: number): string {
+  if (value) return value.replace(/\/+$/, '');
+  const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  return `http://${h}:${port}`;
 }
 
 function trustProxyOf(value: boolean | number | string[]): false | number | string[] {

@@ -68,6 +68,8 @@ export const GatehouseOptionsSchema = Type.Object(
     privateKey: Type.Optional(Type.String()),
     /** Where a development key pair is kept when none is given (asymmetric algorithms only). */
     keyDir: Type.Optional(Type.String()),
+    /** The address people and clients use (origin, optionally a path): every absolute URL written is built from it, never from a request's Host. */
+    publicUrl: Type.String({ pattern: '^https?://[^/?#\\s]+(/[^?#\\s]*)?$', default: 'http://127.0.0.1:8000' }),
     issuer: Type.String({ minLength: 1, default: 'gatehouse' }),
     audience: Type.String({ minLength: 1, default: 'gatehouse' }),
     /** RFC 9068 `client_id` of issued tokens. */
@@ -140,5 +142,6 @@ export function resolveOptions(options: GatehouseOptions): ResolvedOptions {
   if (filled.passwordPolicy.minLength > filled.passwordPolicy.maxLength) problems.push('/passwordPolicy minLength exceeds maxLength');
   if (filled.algorithm === 'HS256' && filled.privateKey) problems.push('/privateKey is set but the algorithm is HS256');
   if (problems.length) throw new GatehouseOptionsError(problems);
+  filled.publicUrl = filled.publicUrl.replace(/\/+$/, '');
   return { ...filled, database, redis, clock };
 }
