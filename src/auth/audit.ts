@@ -27,6 +27,19 @@ export const AUDIT_TYPES = [
   'password_changed',
   'user_updated',
   'rate_limited',
+  // Account recovery and email (issue 12).
+  'password_reset_requested',
+  'password_reset',
+  'email_verified',
+  'email_changed',
+  // Second factors (issues 13, 14).
+  'mfa_enabled',
+  'mfa_disabled',
+  'mfa_failed',
+  'passkey_added',
+  'passkey_removed',
+  // Signing keys and the FastAPI move (issue 10).
+  'keys_rotated',
 ] as const;
 export type AuditType = (typeof AUDIT_TYPES)[number];
 
