@@ -7,6 +7,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { FastifyRequest } from 'fastify';
 import { bodyErrors, empty, guarded, limited, problem, unavailable } from '../http/openapi.js';
 import { noStore } from '../http/render.js';
+import { browserRoutes } from './browser-sessions.js';
 import type { AuthCore } from './core.js';
 import { AuthError, validationFailed, type FieldError } from './errors.js';
 import { dispatchGrant, GrantAnswer, oauthParams } from './grant-dispatch.js';
@@ -164,19 +165,17 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
     async (request, reply) => {
       const me = principalOf(request);
       const scope = request.query.scope ?? 'local';
-      if (scope === 'others') {
-        // The calling session, its access token and its refresh token keep working.
-        await sessions.revokeUserSessions(me.userId, me.sessionId);
-      } else {
-        if (scope === 'local') await sessions.revokeSession(me.userId, me.sessionId);
-        else await sessions.revokeUserSessions(me.userId);
-        // Its own session is over: the token used is refused at once, even where an event is late.
-        await revocations.revokeAccessToken(me.jti, me.exp);
-      }
+      // With `others` the calling session, its access token and its refresh token keep working.
+      await sessions.logout(me.userId, me.sessionId, scope);
+      // Its own session is over: the token used is refused at once, even where an event is late.
+      if (scope !== 'others') await revocations.revokeAccessToken(me.jti, me.exp);
       audit.record({ type: 'logout', userId: me.userId, username: me.username, sessionId: me.sessionId, meta: sessionMeta(request), detail: { scope } });
       return reply.code(204).send(null);
     },
   );
+
+  // The cookie-mode endpoints for pages: this context's parsers, body limit and no-store apply to them too.
+  await app.register(browserRoutes, { core, prefix: '/browser' });
 };
 
 /** Mounted at the root: /.well-known is not under the plugin's prefix. */
