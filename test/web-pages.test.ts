@@ -275,6 +275,8 @@ describe('web pages in Chromium', { skip }, () => {
               ),
             ]);
             assert.equal(response.status(), 403, `${path} from ${host}`);
+            assert.equal((await response.json()).code, 'csrf_rejected');
+            await attacker.waitForURL((u) => u.origin === app.url);
             await attacker.goto(`http://${host}:${evilPort}/`);
           }
           // The person is still signed in, and their session still refreshes.
