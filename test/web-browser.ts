@@ -112,8 +112,8 @@ export async function screenshotOnFailure(t: TestContext, contexts: BrowserConte
 }
 
 /** Takes a README screenshot into docs/screenshots/ when UPDATE_SCREENSHOTS=1. */
-export async function readmeScreenshot(page: Page, name: string): Promise<void> {
+export async function readmeScreenshot(page: Page, name: string, fullPage = false): Promise<void> {
   if (process.env.UPDATE_SCREENSHOTS !== '1') return;
   mkdirSync('docs/screenshots', { recursive: true });
-  await page.screenshot({ path: `docs/screenshots/${name}.png`, fullPage: false });
+  await page.screenshot({ path: `docs/screenshots/${name}.png`, fullPage });
 }

@@ -136,7 +136,16 @@ describe('web pages in Chromium', { skip }, () => {
       await page.getByRole('button', { name: 'Sign in' }).click();
       assert.match(await page.getByRole('alert').innerText(), /incorrect|invalid|wrong/i);
 
-      await signIn(page, username);
+      // By keyboard alone: Tab to the field, type, Tab, type, Enter.
+      await page.goto('/signin?next=/account');
+      await heading(page, 'Sign in');
+      for (let i = 0; i < 15 && (await page.evaluate(() => document.activeElement?.id)) !== 'f-username'; i++) await page.keyboard.press('Tab');
+      await page.keyboard.type(username);
+      await page.keyboard.press('Tab');
+      assert.equal(await page.evaluate(() => document.activeElement?.id), 'f-password');
+      await page.keyboard.type(STRONG_PASSWORD);
+      await page.keyboard.press('Enter');
+      await page.waitForURL((u) => u.pathname === '/account');
       await heading(page, 'Your account');
       await page.reload();
       await heading(page, 'Your account');
@@ -296,6 +305,49 @@ describe('web pages in Chromium', { skip }, () => {
     }
   });
 
+  test('account: the profile saves, a new email needs the current password, a weak new password is explained rule by rule', async (t) => {
+    const { username } = await register();
+    const ctx = await newContext();
+    const page = await ctx.newPage();
+    await screenshotOnFailure(t, [ctx], async () => {
+      await signIn(page, username);
+      await heading(page, 'Your account');
+      await page.getByLabel('Full name').fill('Grace Hopper');
+      await page.getByRole('button', { name: 'Save profile' }).click();
+      await page.getByText('Your profile is saved.').waitFor();
+
+      // A new address asks for the current password; a wrong one is refused in the service's words.
+      await page.getByLabel('Email').fill(`${username}.new@example.com`);
+      const current = page.getByLabel(/Current password \(needed/);
+      await current.fill('not-my-password');
+      await page.getByRole('button', { name: 'Save profile' }).click();
+      await page.locator('section[aria-labelledby="profile-h"] [role="alert"]').waitFor();
+      await current.fill(STRONG_PASSWORD);
+      await page.getByRole('button', { name: 'Save profile' }).click();
+      await page.getByText('Your profile is saved.').waitFor();
+      await page.reload();
+      await heading(page, 'Your account');
+      assert.equal(await page.getByLabel('Full name').inputValue(), 'Grace Hopper');
+      assert.equal(await page.getByLabel('Email').inputValue(), `${username}.new@example.com`);
+
+      // Change password: a weak one lists every failed rule under the field.
+      await page.getByLabel('Current password', { exact: true }).fill(STRONG_PASSWORD);
+      await page.getByLabel('New password').fill('aaaaaaa');
+      await page.getByRole('button', { name: 'Change password' }).click();
+      const rules = page.locator('#f-new_password-err li');
+      await rules.first().waitFor();
+      assert.ok((await rules.count()) >= 2, `several rules fail: ${await rules.allInnerTexts()}`);
+      await page.getByLabel('New password').fill('another-Sturdy-93-pass');
+      await page.getByRole('button', { name: 'Change password' }).click();
+      await page.getByText('Your password is changed.').waitFor();
+      // Still signed in here, and the new password works.
+      await page.reload();
+      await heading(page, 'Your account');
+      const r = await fetch(`${app.url}/auth/token`, { method: 'POST', body: new URLSearchParams({ username, password: 'another-Sturdy-93-pass' }) });
+      assert.equal(r.status, 200);
+    });
+  });
+
   test('README screenshots (UPDATE_SCREENSHOTS=1): the blog and the account page', async (t) => {
     const ctx = await browser.newContext({ baseURL: app.url, viewport: { width: 1000, height: 760 }, deviceScaleFactor: 1 });
     contexts.push(ctx);
@@ -321,8 +373,12 @@ describe('web pages in Chromium', { skip }, () => {
       await readmeScreenshot(page, 'blog');
       await page.goto('/account');
       await heading(page, 'Your account');
+      await page.getByLabel('Full name').fill('Ada Lovelace');
+      await page.getByRole('button', { name: 'Save profile' }).click();
+      await page.getByText('Your profile is saved.').waitFor();
+      await page.reload();
       await page.locator('.sessions > li').first().waitFor();
-      await readmeScreenshot(page, 'account');
+      await readmeScreenshot(page, 'account', true);
       // Readable at phone width: nothing wider than the screen.
       await page.setViewportSize({ width: 360, height: 740 });
       for (const path of ['/', '/account', '/write/new']) {

@@ -81,6 +81,19 @@ function ChangePassword() {
   );
 }
 
+/** "Chrome 126 on Linux" from a User-Agent string (the full string stays in the title). */
+export function describeAgent(ua: string | null): string {
+  if (!ua) return 'Unknown browser';
+  const browser =
+    /(Edg|OPR|Firefox|Chrome|HeadlessChrome|Chromium|Version)\/(\d+)/.exec(ua)?.slice(1, 3) ?? null;
+  const os = /Windows|Android|iPhone|iPad|Mac OS X|Linux|CrOS/.exec(ua)?.[0];
+  const names: Record<string, string> = { Edg: 'Edge', OPR: 'Opera', Version: 'Safari', HeadlessChrome: 'Chrome (headless)' };
+  const osNames: Record<string, string> = { 'Mac OS X': 'macOS', CrOS: 'ChromeOS' };
+  if (!browser) return ua.length > 60 ? `${ua.slice(0, 60)}…` : ua;
+  const name = `${names[browser[0]!] ?? browser[0]} ${browser[1]}`;
+  return os ? `${name} on ${osNames[os] ?? os}` : name;
+}
+
 function Sessions() {
   const [sessions, setSessions] = useState<Session[] | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -123,7 +136,7 @@ function Sessions() {
           {sessions.map((s) => (
             <li key={s.id} class="card">
               <p>
-                <strong>{s.user_agent || 'Unknown browser'}</strong>
+                <strong title={s.user_agent ?? undefined}>{describeAgent(s.user_agent)}</strong>
                 {s.current && <span class="badge ok">this browser</span>}
               </p>
               <p class="meta">
