@@ -63,6 +63,8 @@ function assertProblem(r: Res, status: number, code: string): void {
   assert.match(r.headers.get('content-type') ?? '', /application\/problem\+json/);
   assert.equal(r.body.code, code, r.text);
   assert.equal(typeof r.body.detail, 'string');
+  // RFC 9110 §15.5.2: a 401 names how to authenticate; here, the cookie.
+  if (status === 401) assert.equal(r.headers.get('www-authenticate'), 'Cookie realm="gatehouse", cookie-name="gh_refresh"');
 }
 
 /** No answer of a browser endpoint carries a refresh token in its body. */

@@ -73,9 +73,14 @@ export const browserRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = asyn
     return { access_token: t.access_token, token_type: t.token_type, expires_in: t.expires_in, scope: t.scope };
   };
 
-  /** No cookie: 401, and the header that clears whatever the browser holds. */
+  /**
+   * No live cookie: 401, and the header that clears whatever the browser
+   * holds. RFC 9110 §15.5.2 wants a challenge on every 401: this one names
+   * the cookie (no browser prompts for an unknown scheme).
+   */
   const signedOut = (reply: FastifyReply, code: ErrorCode = 'browser_session_missing', detail = 'No browser session: sign in') => {
     clearCookie(reply);
+    reply.header('www-authenticate', `Cookie realm="${options.realm}", cookie-name="${REFRESH_COOKIE}"`);
     return new AuthError(code, detail, { status: 401 });
   };
 
