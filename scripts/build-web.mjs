@@ -25,9 +25,11 @@ export function newest(dir) {
   return t;
 }
 
-/** True when dist/web is missing or older than web/ (or this script). */
+/** True when dist/web is missing or older than web/ (or this script), and web/ is there to build. */
 export function webStale() {
   const stamp = join(webOut, 'index.html');
+  // A deployment that ships dist/ without the sources has nothing to build.
+  if (!existsSync(webSrc)) return false;
   if (!existsSync(stamp)) return true;
   const built = statSync(stamp).mtimeMs;
   return newest(webSrc) > built || statSync(fileURLToPath(import.meta.url)).mtimeMs > built;

@@ -178,6 +178,31 @@ describe('web pages in Chromium', { skip }, () => {
     });
   });
 
+  test('the page refreshes its access token a minute before it expires, not earlier', async (t) => {
+    const { username } = await register();
+    const ctx = await newContext();
+    const page = await ctx.newPage();
+    await screenshotOnFailure(t, [ctx], async () => {
+      // The page's timers run on a clock the test moves (the server's clock is real).
+      await page.clock.install();
+      await signIn(page, username);
+      await heading(page, 'Your account');
+      const refreshes: number[] = [];
+      page.on('response', (r) => {
+        if (new URL(r.url()).pathname === '/auth/browser/refresh') refreshes.push(r.status());
+      });
+      await page.clock.runFor(13 * 60_000 + 50_000); // 13:50 of a 15:00 token
+      assert.deepEqual(refreshes, [], 'no refresh yet');
+      const refreshed = page.waitForResponse((r) => new URL(r.url()).pathname === '/auth/browser/refresh');
+      await page.clock.runFor(15_000); // past 14:00
+      assert.equal((await refreshed).status(), 200);
+      // The new token is the one in use.
+      await page.getByRole('navigation').getByRole('link', { name: 'Your posts' }).click();
+      await heading(page, 'Your posts');
+      assert.deepEqual(refreshes, [200], 'exactly one refresh');
+    });
+  });
+
   test('"sign out everywhere" in one browser: the other loses access at its next action', async (t) => {
     const { username } = await register();
     const first = await newContext();

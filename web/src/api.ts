@@ -15,13 +15,18 @@ export interface FieldError {
   message: string;
 }
 
-/** A failed request, in the words of the problem's `detail` (or RFC 6749's `error_description`). */
+/**
+ * A failed request, in the words of the problem's `detail` (or RFC 6749's
+ * `error_description`); `body` is the whole answer (a second-factor step
+ * reads its `mfa_token` there).
+ */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
     readonly code?: string,
     readonly errors: FieldError[] = [],
+    readonly body: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -79,7 +84,8 @@ async function toError(res: Response): Promise<ApiError> {
   const detail = typeof body.detail === 'string' ? body.detail : typeof body.error_description === 'string' ? body.error_description : '';
   const message = detail || (res.status >= 500 ? 'The service is unavailable; try again in a moment.' : `The request failed (${res.status}).`);
   const errors = Array.isArray(body.errors) ? (body.errors as FieldError[]) : [];
-  return new ApiError(res.status, message, typeof body.code === 'string' ? body.code : typeof body.error === 'string' ? body.error : undefined, errors);
+  const code = typeof body.code === 'string' ? body.code : typeof body.error === 'string' ? body.error : undefined;
+  return new ApiError(res.status, message, code, errors, body);
 }
 
 function post(path: string, body?: URLSearchParams): Promise<Response> {
@@ -115,12 +121,22 @@ export function refresh(): Promise<boolean> {
   return inFlight;
 }
 
-/** Signs in with a username (or email) and password. */
-export async function signIn(username: string, password: string): Promise<void> {
-  const res = await exclusive(() => post('/auth/browser/token', new URLSearchParams({ grant_type: 'password', username, password })));
+/**
+ * Any grant of /auth/browser/token (fields as /auth/token takes them): on
+ * success this tab is signed in and the others are told. A second step (a 403
+ * `mfa_required`) is an ApiError whose `body` carries the `mfa_token` for
+ * the next grant.
+ */
+export async function grant(fields: Record<string, string>): Promise<void> {
+  const res = await exclusive(() => post('/auth/browser/token', new URLSearchParams(fields)));
   if (!res.ok) throw await toError(res);
   adopt((await res.json()) as TokenAnswer);
   tabs?.postMessage('signed-in');
+}
+
+/** Signs in with a username (or email) and password. */
+export function signIn(username: string, password: string): Promise<void> {
+  return grant({ grant_type: 'password', username, password });
 }
 
 /** Ends this session (`local`), every other one (`others`) or all of them (`global`). */
