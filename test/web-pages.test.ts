@@ -17,6 +17,9 @@ describe('web pages in Chromium', { skip }, () => {
   let browser: Browser;
   let closeBrowser: () => Promise<void>;
   const contexts: BrowserContext[] = [];
+  // Every message of every page about a Content-Security-Policy violation (there must be none).
+  const violations: string[] = [];
+  const watch = (c: BrowserContext) => c.on('console', (m) => void (/Content Security Policy/i.test(m.text()) && violations.push(`${m.page()?.url()}: ${m.text()}`)));
 
   before(async () => {
     app = await startWebApp();
@@ -31,6 +34,7 @@ describe('web pages in Chromium', { skip }, () => {
   async function newContext(): Promise<BrowserContext> {
     const c = await browser.newContext({ baseURL: app.url, viewport: { width: 900, height: 800 } });
     contexts.push(c);
+    watch(c);
     return c;
   }
 
@@ -237,6 +241,7 @@ describe('web pages in Chromium', { skip }, () => {
     const strict = await startWebApp('pglite', { REFRESH_REUSE_GRACE_SECONDS: '0' });
     const ctx = await browser.newContext({ baseURL: strict.url });
     contexts.push(ctx);
+    watch(ctx);
     const one = await ctx.newPage();
     const two = await ctx.newPage();
     try {
@@ -376,6 +381,7 @@ describe('web pages in Chromium', { skip }, () => {
   test('README screenshots (UPDATE_SCREENSHOTS=1): the blog and the account page', async (t) => {
     const ctx = await browser.newContext({ baseURL: app.url, viewport: { width: 1000, height: 760 }, deviceScaleFactor: 1 });
     contexts.push(ctx);
+    watch(ctx);
     const page = await ctx.newPage();
     await screenshotOnFailure(t, [ctx], async () => {
       const { username } = await register('ada');
@@ -413,5 +419,9 @@ describe('web pages in Chromium', { skip }, () => {
         assert.ok(overflow <= 0, `${path} scrolls sideways by ${overflow}px at 360px`);
       }
     });
+  });
+
+  test('no page of these tests broke its Content-Security-Policy', () => {
+    assert.deepEqual(violations, []);
   });
 });
