@@ -182,6 +182,43 @@ describe('web pages in Chromium', { skip }, () => {
     });
   });
 
+  test('what people write is shown as text, never run as HTML; sign-in goes back only to a path of this site', async (t) => {
+    const { username } = await register();
+    const ctx = await newContext();
+    const page = await ctx.newPage();
+    await screenshotOnFailure(t, [ctx], async () => {
+      const tokens = await (await fetch(`${app.url}/auth/token`, { method: 'POST', body: new URLSearchParams({ username, password: STRONG_PASSWORD }) })).json();
+      const hostile = '<img src=x onerror="document.title=\'pwned\'"><script>document.title="pwned"</script>';
+      const created = await fetch(`${app.url}/posts`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens.access_token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ title: hostile, body: `${hostile}\n<a href="javascript:alert(1)">x</a>`, published: true }),
+      });
+      assert.equal(created.status, 201);
+      const post = await created.json();
+      await page.goto(`/blog/${post.id}`);
+      await page.getByRole('heading', { level: 1 }).waitFor();
+      assert.equal(await page.getByRole('heading', { level: 1 }).innerText(), hostile);
+      assert.equal(await page.locator('main img, main script, main a[href^="javascript:"]').count(), 0);
+      await page.goto('/');
+      await page.getByRole('link', { name: hostile }).waitFor();
+      assert.equal(await page.locator('main img, main script').count(), 0);
+      assert.notEqual(await page.title(), 'pwned');
+
+      // ?next= may only name a path here: another origin, or a scheme-relative URL, lands on the blog.
+      for (const next of ['//evil.example/', 'https://evil.example/', '/\\evil.example/']) {
+        await page.goto(`/signin?next=${encodeURIComponent(next)}`);
+        await page.getByLabel('Username or email').fill(username);
+        await page.getByLabel('Password', { exact: true }).fill(STRONG_PASSWORD);
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await heading(page, 'Blog');
+        assert.equal(page.url(), `${app.url}/`, next);
+        await page.getByRole('button', { name: 'Sign out' }).click();
+        await page.getByRole('navigation').getByRole('link', { name: 'Sign in' }).waitFor();
+      }
+    });
+  });
+
   test('the page refreshes its access token a minute before it expires, not earlier', async (t) => {
     const { username } = await register();
     const ctx = await newContext();

@@ -12,20 +12,24 @@ function set(user: User | null): void {
   listeners.notify();
 }
 
-/** Loads the profile of the signed-in person (or forgets it when signed out). */
-export async function reloadMe(): Promise<void> {
-  if (!signedIn()) return set(null);
-  try {
-    set(await api<User>('/users/me'));
-  } catch {
+let loading: Promise<void> | null = null;
+
+/** Loads the profile of the signed-in person (or forgets it when signed out); callers meanwhile share one request. */
+export function reloadMe(): Promise<void> {
+  if (!signedIn()) {
     set(null);
+    return Promise.resolve();
   }
+  loading ??= api<User>('/users/me')
+    .then(set, () => set(null))
+    .finally(() => {
+      loading = null;
+    });
+  return loading;
 }
 
-onSessionChange(() => {
-  if (!signedIn()) set(null);
-  else if (!me) void reloadMe();
-});
+// A new access token may belong to another person (signed in again in another tab): ask again.
+onSessionChange(() => void reloadMe());
 
 /** At page load: the silent refresh through the cookie, then the profile. */
 export async function restoreSession(): Promise<void> {
