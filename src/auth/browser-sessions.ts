@@ -22,9 +22,10 @@ import { LogoutQuery, TokenRequest } from './schemas.js';
 
 export const REFRESH_COOKIE = 'gh_refresh';
 
-/** The ways a cookie's refresh token can be dead: the page is signed out, and the cookie goes. */
+/** Each occurrence of the cookie's name in a Cookie header. */
 const SAME_NAME = new RegExp(`(?:^|;)\\s*${REFRESH_COOKIE}\\s*=`, 'g');
 
+/** The ways a cookie's refresh token can be dead: the page is signed out, and the cookie goes. */
 const DEAD: ReadonlySet<ErrorCode> = new Set(['refresh_token_invalid', 'refresh_token_expired', 'refresh_token_reused', 'session_revoked']);
 
 const BrowserTokenResponse = Type.Object({
