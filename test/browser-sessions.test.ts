@@ -5,6 +5,7 @@
 // cookie still works afterwards).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { GRANT_TYPES, GrantAnswer } from '../src/auth/grant-dispatch.js';
 import { backends, registerUser, startApp, STRONG_PASSWORD, type Res, type TestApp } from './helpers.js';
 
 const SECOND = 1000;
@@ -93,6 +94,7 @@ class Page {
 
   /** Keeps what the answer's Set-Cookie says, as a browser does. */
   private keep(r: Res): Res {
+    assertNoRefreshInBody(r); // on every answer of every browser endpoint in this file
     const c = setCookies(r).find((x) => x.name === 'gh_refresh');
     if (c) this.cookie = c.attrs.get('max-age') === '0' ? undefined : c.value;
     return r;
@@ -233,24 +235,25 @@ for (const backend of backends()) {
       const page = new Page(app);
       await page.signIn(u.username);
       const original = page.cookie!;
-      const [a, b] = await Promise.all([page.refresh(), new Page(app).refreshWith(original)]);
-      assert.equal(a.status, 200, a.text);
-      assert.equal(b.status, 200, b.text);
-      assert.equal(refreshCookie(a).value, refreshCookie(b).value, 'the same successor');
-      assert.notEqual(refreshCookie(a).value, original);
-      assert.notEqual(a.body.access_token, b.body.access_token);
-      assert.equal((await me(a.body.access_token)).status, 200);
-      assert.equal((await me(b.body.access_token)).status, 200);
+      // Four tabs of one browser wake at once, each with the cookie they share.
+      const [a, b, ...more] = await Promise.all([page.refresh(), ...[1, 2, 3].map(() => new Page(app).refreshWith(original))]);
+      for (const r of [a!, b!, ...more]) {
+        assert.equal(r.status, 200, r.text);
+        assert.equal(refreshCookie(r).value, refreshCookie(a!).value, 'the same successor');
+      }
+      assert.notEqual(refreshCookie(a!).value, original);
+      assert.notEqual(a!.body.access_token, b!.body.access_token);
+      for (const r of [a!, b!, ...more]) assert.equal((await me(r.body.access_token)).status, 200);
       // A retry within the window (a lost answer), after both: the same successor again.
       app.clock.advance(5 * SECOND);
       const retry = await new Page(app).refreshWith(original);
       assert.equal(retry.status, 200, retry.text);
-      assert.equal(refreshCookie(retry).value, refreshCookie(a).value);
+      assert.equal(refreshCookie(retry).value, refreshCookie(a!).value);
       // The successor carries on, past the window.
       app.clock.advance(11 * SECOND);
       const next = await page.refresh();
       assert.equal(next.status, 200, next.text);
-      assert.notEqual(refreshCookie(next).value, refreshCookie(a).value);
+      assert.notEqual(refreshCookie(next).value, refreshCookie(a!).value);
     });
 
     test('reuse after the grace window: 401, cookie cleared, and the whole session revoked', async () => {
@@ -297,6 +300,64 @@ for (const backend of backends()) {
       const outNone = await new Page(app).logout();
       assertProblem(outNone, 401, 'browser_session_missing');
       assertCleared(outNone);
+    });
+
+    test('two gh_refresh cookies (one tossed from a sibling subdomain) are refused, neither used', async () => {
+      const u = await user();
+      const mine = new Page(app);
+      await mine.signIn(u.username);
+      const theirs = new Page(app);
+      await theirs.signIn((await user()).username);
+      for (const cookie of [`gh_refresh=${theirs.cookie}; gh_refresh=${mine.cookie}`, `a=1;gh_refresh=${theirs.cookie};  gh_refresh =${mine.cookie}`]) {
+        const r = await app.http.request('POST', '/auth/browser/refresh', { headers: { ...mine.headers(), cookie } });
+        assertProblem(r, 401, 'browser_session_missing');
+        assertCleared(r);
+      }
+      // Neither token was spent.
+      app.clock.advance(11 * SECOND);
+      assert.equal((await mine.refresh()).status, 200);
+      assert.equal((await theirs.refresh()).status, 200);
+    });
+
+    test('a grant added to GRANT_TYPES is served by both token endpoints; its own answers (403 mfa_required) keep their shape', async () => {
+      const u = await user();
+      const answer = { error: 'mfa_required', error_description: 'A second factor is needed', mfa_token: 'mfa-test', mfa_methods: ['totp'] };
+      GRANT_TYPES['urn:test:answer'] = async () => {
+        throw new GrantAnswer(403, answer);
+      };
+      // A stand-in for a later grant: it signs the named user in through the grants' own session opening.
+      GRANT_TYPES['urn:test:trusted'] = async (core, p, meta) => {
+        const row = await core.users.findForLogin(p.username ?? '');
+        if (!row) throw new Error('no such user');
+        return (await core.grants.openSession(row, 'me', meta)).response;
+      };
+      try {
+        const page = new Page(app);
+        for (const path of ['/auth/token', '/auth/browser/token']) {
+          const r = await app.http.request('POST', path, { form: { grant_type: 'urn:test:answer' }, headers: page.headers() });
+          assert.equal(r.status, 403, `${path}: ${r.text}`);
+          assert.deepEqual(r.body, answer, path);
+          assert.equal(r.headers.get('cache-control'), 'no-store');
+          assert.deepEqual(r.headers.getSetCookie(), []);
+        }
+        const bearer = await app.http.token({ grant_type: 'urn:test:trusted', username: u.username });
+        assert.equal(bearer.status, 200, bearer.text);
+        assert.match(bearer.body.refresh_token, REFRESH_RE);
+        const cookie = await page.signIn(u.username, '', { grant_type: 'urn:test:trusted' });
+        assert.equal(cookie.status, 200, cookie.text);
+        assertNoRefreshInBody(cookie);
+        assertMaxAge(refreshCookie(cookie), (14 * DAY) / SECOND);
+        assert.equal(cookie.body.scope, 'me');
+        assert.equal((await page.refresh()).status, 200);
+        // Unknown grants name the supported ones; the browser endpoint never lists refresh_token.
+        const unknown = await page.signIn(u.username, '', { grant_type: 'urn:nope' });
+        assertProblem(unknown, 400, 'unsupported_grant_type');
+        assert.doesNotMatch(unknown.body.detail, /refresh_token/);
+        assert.match(unknown.body.detail, /password/);
+      } finally {
+        delete GRANT_TYPES['urn:test:answer'];
+        delete GRANT_TYPES['urn:test:trusted'];
+      }
     });
 
     test('a disabled user’s cookie is dead', async () => {

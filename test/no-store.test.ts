@@ -17,6 +17,12 @@ test('no-store on /auth/*, /users/me*, /admin/* and the audit log, errors includ
     await app.http.post('/auth/register', { username: 'x', email: 'bad', password: 'short' }),
     await app.http.token({ grant_type: 'password', username: admin.username, password: admin.password }),
     await app.http.request('POST', '/auth/revoke', { form: { token: 'x' } }),
+    // Browser sessions: refused (no CSRF header), and a sign-in that sets the cookie.
+    await app.http.request('POST', '/auth/browser/refresh'),
+    await app.http.request('POST', '/auth/browser/token', {
+      form: { username: admin.username, password: admin.password },
+      headers: { 'x-requested-with': 'gatehouse', origin: new URL(app.config.publicUrl).origin },
+    }),
     await app.http.get('/users/me', admin.access),
     await app.http.get('/users/me'),
     await app.http.get('/users/me/sessions', admin.access),

@@ -15,12 +15,15 @@ import { bodyErrors, empty, limited, problem, unavailable } from '../http/openap
 import type { AuthCore } from './core.js';
 import { assertSameOriginScript, browserOriginsOf } from './csrf.js';
 import { AuthError, type ErrorCode } from './errors.js';
-import { dispatchGrant, GrantAnswer, oauthParams } from './grant-dispatch.js';
+import { dispatchGrant, GrantAnswer, oauthParams, sendGrantAnswer } from './grant-dispatch.js';
 import { REFRESH_EXPIRES_AT, type TokenResponse } from './grants.js';
 import { sessionMeta } from './routes.js';
 import { LogoutQuery, TokenRequest } from './schemas.js';
 
 export const REFRESH_COOKIE = 'gh_refresh';
+
+/** Each occurrence of the cookie's name in a Cookie header. */
+const SAME_NAME = new RegExp(`(?:^|;)\\s*${REFRESH_COOKIE}\\s*=`, 'g');
 
 /** The ways a cookie's refresh token can be dead: the page is signed out, and the cookie goes. */
 const DEAD: ReadonlySet<ErrorCode> = new Set(['refresh_token_invalid', 'refresh_token_expired', 'refresh_token_reused', 'session_revoked']);
@@ -59,10 +62,6 @@ export const browserRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = asyn
   // Before the body is read and before any limit counts (csrf.ts).
   app.addHook('onRequest', async (request) => assertSameOriginScript(request.headers, allowed));
 
-  const cookieOf = (request: FastifyRequest): string | undefined => {
-    const header = request.headers.cookie;
-    return header ? parse(header)[REFRESH_COOKIE] : undefined;
-  };
   const clearCookie = (reply: FastifyReply) => reply.header('set-cookie', serialize(REFRESH_COOKIE, '', { ...cookieBase, maxAge: 0 }));
 
   /** Tokens → the cookie (its lifetime: the refresh token's) and the body without the refresh token. */
@@ -84,6 +83,20 @@ export const browserRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = asyn
     return new AuthError(code, detail, { status: 401 });
   };
 
+  /**
+   * The session cookie. Several of that name (a sibling subdomain can set one
+   * for the parent domain, and the browser sends both) cannot be told apart:
+   * none is used, rather than sign the page in to someone else's session.
+   */
+  const cookieOf = (request: FastifyRequest, reply: FastifyReply): string | undefined => {
+    const header = request.headers.cookie;
+    if (!header) return undefined;
+    if ((header.match(SAME_NAME) ?? []).length > 1) {
+      throw signedOut(reply, 'browser_session_missing', 'Several session cookies were sent; sign in again');
+    }
+    return parse(header)[REFRESH_COOKIE];
+  };
+
   app.post(
     '/token',
     {
@@ -102,7 +115,7 @@ export const browserRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = asyn
           200: BrowserTokenResponse,
           ...bodyErrors,
           400: problem('Wrong credentials (invalid_credentials), unknown scope, missing parameter or unsupported grant'),
-          403: csrfRefused,
+          403: problem('csrf_rejected (see /browser/refresh); or a grant’s own answer, sent as /auth/token sends it'),
           ...limited,
           ...unavailable,
         },
@@ -111,8 +124,7 @@ export const browserRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = asyn
     async (request, reply) => {
       const out = await dispatchGrant(core, oauthParams(request.body), sessionMeta(request), { exclude: ['refresh_token'] });
       // A grant's own answer (e.g. 403 mfa_required) goes out as /auth/token sends it.
-      if (out instanceof GrantAnswer) return reply.code(out.status as 403).send(out.body as never);
-      return answer(reply, out);
+      return out instanceof GrantAnswer ? sendGrantAnswer(reply, out) : answer(reply, out);
     },
   );
 
@@ -132,13 +144,12 @@ export const browserRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = asyn
       },
     },
     async (request, reply) => {
-      const token = cookieOf(request);
+      const token = cookieOf(request, reply);
       if (!token) throw signedOut(reply);
       try {
         // The token endpoint's refresh grant and its limit: one rule for both.
         const out = await dispatchGrant(core, { grant_type: 'refresh_token', refresh_token: token }, sessionMeta(request));
-        if (out instanceof GrantAnswer) return reply.code(out.status as 403).send(out.body as never);
-        return answer(reply, out);
+        return out instanceof GrantAnswer ? sendGrantAnswer(reply, out) : answer(reply, out);
       } catch (err) {
         if (err instanceof AuthError && DEAD.has(err.code)) throw signedOut(reply, err.code, err.detail);
         throw err; // 429, 503: the cookie is still good
@@ -168,7 +179,7 @@ export const browserRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = asyn
     },
     async (request, reply) => {
       const scope = request.query.scope ?? 'local';
-      const token = cookieOf(request);
+      const token = cookieOf(request, reply);
       if (!token) throw signedOut(reply);
       // A lookup that can end sessions: it shares the token endpoint's per-IP budget, as /revoke does.
       await limits.tokenRequest(request.ip);

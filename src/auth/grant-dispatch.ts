@@ -2,6 +2,7 @@
 // POST /auth/token and POST /auth/browser/token call `dispatchGrant`, so a
 // grant added to GRANT_TYPES (second factor, passkey) is served by both,
 // under the same rate limit, with no second copy of any login rule.
+import type { FastifyReply } from 'fastify';
 import type { AuthCore } from './core.js';
 import { AuthError } from './errors.js';
 import type { TokenResponse } from './grants.js';
@@ -38,6 +39,11 @@ export class GrantAnswer extends Error {
     super(`grant answer ${status}`);
     this.name = 'GrantAnswer';
   }
+}
+
+/** Sends a GrantAnswer as it is: JSON, never shaped by the route's response schemas. */
+export function sendGrantAnswer(reply: FastifyReply, answer: GrantAnswer): FastifyReply {
+  return reply.code(answer.status).type('application/json').serializer(JSON.stringify).send(answer.body);
 }
 
 /** One grant: its parameters checked, then the rule in grants.ts (or a module of its own). */

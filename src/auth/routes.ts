@@ -10,7 +10,7 @@ import { noStore } from '../http/render.js';
 import { browserRoutes } from './browser-sessions.js';
 import type { AuthCore } from './core.js';
 import { AuthError, validationFailed, type FieldError } from './errors.js';
-import { dispatchGrant, GrantAnswer, oauthParams } from './grant-dispatch.js';
+import { dispatchGrant, GrantAnswer, oauthParams, sendGrantAnswer } from './grant-dispatch.js';
 import { principalOf } from './guard.js';
 import { Jwks, LogoutQuery, OAuthErrorBody, RegisterRequest, RevokeRequest, TokenRequest, TokenResponse, User } from './schemas.js';
 import type { SessionMeta } from './sessions.js';
@@ -100,8 +100,8 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
     },
     async (request, reply) => {
       const out = await dispatchGrant(core, oauthParams(request.body), sessionMeta(request));
-      // A grant's own answer (e.g. 403 mfa_required) goes out as it is: its schema is the grant's.
-      return out instanceof GrantAnswer ? reply.code(out.status as 400).send(out.body as never) : out;
+      // A grant's own answer (e.g. 403 mfa_required) goes out as it is.
+      return out instanceof GrantAnswer ? sendGrantAnswer(reply, out) : out;
     },
   );
 
