@@ -16,7 +16,9 @@ export type OAuthErrorCode =
   | 'unsupported_grant_type'
   | 'invalid_scope'
   | 'invalid_client'
-  | 'unsupported_token_type';
+  | 'unsupported_token_type'
+  /** Not RFC 6749: a right password that needs a second step (API.md, "Two-factor authentication"). */
+  | 'mfa_required';
 
 interface CodeSpec {
   status: number;
@@ -24,6 +26,8 @@ interface CodeSpec {
   oauth?: OAuthErrorCode;
   /** An RFC 6750 challenge: `WWW-Authenticate` carries this error (null: the bare challenge). */
   challenge?: 'invalid_token' | 'insufficient_scope' | null;
+  /** The status on the OAuth endpoints when not 400 (RFC 6749 §5.2's). */
+  oauthStatus?: number;
 }
 
 /** Every code, its status and how the OAuth and Bearer formats spell it. */
@@ -37,6 +41,9 @@ export const ERROR_CODES = {
   invalid_scope: { status: 400, oauth: 'invalid_scope' },
   unsupported_grant_type: { status: 400, oauth: 'unsupported_grant_type' },
   current_password_incorrect: { status: 400 },
+  mfa_failed: { status: 400, oauth: 'invalid_grant' },
+  mfa_code_invalid: { status: 400, oauth: 'invalid_grant' },
+  mfa_required: { status: 403, oauth: 'mfa_required', oauthStatus: 403 },
   bad_request: { status: 400, oauth: 'invalid_request' },
   not_authenticated: { status: 401, challenge: null },
   invalid_token: { status: 401, challenge: 'invalid_token' },
@@ -47,6 +54,8 @@ export const ERROR_CODES = {
   username_taken: { status: 409 },
   email_taken: { status: 409 },
   last_admin: { status: 409 },
+  mfa_already_enabled: { status: 409 },
+  mfa_not_enabled: { status: 409 },
   payload_too_large: { status: 413 },
   uri_too_long: { status: 414 },
   request_timeout: { status: 408 },
@@ -69,6 +78,8 @@ export interface AuthErrorExtra {
   scope?: readonly string[];
   /** Overrides the code's status (framework errors keep their own 4xx). */
   status?: number;
+  /** Extension members of the body (RFC 9457 §3.2; RFC 6749 §5.2 allows them too), e.g. mfa_required's mfa_token. */
+  members?: Record<string, unknown>;
 }
 
 export class AuthError extends Error {

@@ -10,6 +10,7 @@ import { noStore } from '../http/render.js';
 import type { AuthCore } from './core.js';
 import { AuthError, validationFailed, type FieldError } from './errors.js';
 import { principalOf } from './guard.js';
+import { secondFactorGrants } from './mfa-grants.js';
 import { Jwks, LogoutQuery, OAuthErrorBody, RegisterRequest, RevokeRequest, TokenRequest, TokenResponse, User } from './schemas.js';
 import type { SessionMeta } from './sessions.js';
 import { InvalidTokenError } from './tokens.js';
@@ -40,6 +41,8 @@ const AUTH_BODY_LIMIT = 64 * 1024;
 /** Mounted under the plugin's prefix (default /auth), in a context of its own. */
 export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
   const { grants, sessions, tokens, revocations, users, hasher, limits, options, audit } = core;
+  // Grants beyond RFC 6749's (second factors), by grant_type.
+  const otherGrants = secondFactorGrants(core);
   // Form bodies for the OAuth endpoints, parsed here only: the host's parsers are its own.
   // multipart/form-data too (a browser's FormData; FastAPI's forms take it): fields only, small.
   await app.register(formbody);
@@ -115,10 +118,12 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       const p = oauthParams(request.body);
       const grant = p.grant_type ?? (p.username !== undefined && p.password !== undefined ? 'password' : undefined);
       if (grant === undefined) throw new AuthError('invalid_request', 'The grant_type parameter is required');
-      if (grant !== 'password' && grant !== 'refresh_token') {
-        throw new AuthError('unsupported_grant_type', 'Supported grant types: password, refresh_token');
+      const other = Object.hasOwn(otherGrants, grant) ? otherGrants[grant] : undefined;
+      if (grant !== 'password' && grant !== 'refresh_token' && !other) {
+        throw new AuthError('unsupported_grant_type', `Supported grant types: password, refresh_token, ${Object.keys(otherGrants).join(', ')}`);
       }
       await limits.tokenRequest(request.ip);
+      if (other) return other(p, sessionMeta(request));
       if (grant === 'password') {
         if (!p.username || p.password === undefined) {
           throw new AuthError('invalid_request', 'The username and password parameters are required');

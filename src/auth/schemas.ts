@@ -70,6 +70,7 @@ export const User = Type.Object(
     full_name: Type.Union([Type.String(), Type.Null()]),
     role: Type.Union([Type.Literal('user'), Type.Literal('admin')]),
     disabled: Type.Boolean(),
+    mfa: Type.Boolean({ description: 'A second factor (TOTP) is required at sign-in' }),
     created_at: Type.String({ format: 'date-time' }),
   },
   { $id: 'User' },
