@@ -1,6 +1,6 @@
 // buildApp(config, deps): the whole service as a Fastify instance, ready to
 // listen. Tests call it with their own database and clock.
-import cors from '@fastify/cors';
+import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -53,6 +53,8 @@ export function pluginOptions(config: Config, db: Database, clock: Clock): Gateh
     privateKey: config.jwtPrivateKey,
     keyDir: config.dataDir,
     publicUrl: config.publicUrl,
+    // `*` lets any page read the API without credentials; it never lets one use the session cookie.
+    browserOrigins: config.corsOrigins.filter((o) => o !== '*'),
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
     accessTokenTtlSeconds: config.accessTokenExpireMinutes * 60,
@@ -118,6 +120,31 @@ export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
   };
 }
 
+/**
+ * CORS: listed origins get their own origin back and credentials (the
+ * browser-session cookie); `*` lets any other origin read answers without
+ * credentials, never with them. Preflights allow X-Requested-With (the
+ * browser endpoints' CSRF header).
+ */
+export function corsOptions(origins: readonly string[]): FastifyCorsOptions {
+  const listed = new Set(origins.filter((o) => o !== '*'));
+  const anyOrigin = origins.includes('*');
+  const common = {
+    methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'X-Requested-With'],
+    exposedHeaders: ['WWW-Authenticate', 'Retry-After'],
+    maxAge: 600,
+  };
+  return {
+    // Per request, so the answer varies on Origin (the plugin adds Vary: Origin).
+    delegator: (request, callback) => {
+      const origin = request.headers.origin;
+      if (origin !== undefined && listed.has(origin)) callback(null, { ...common, origin, credentials: true });
+      else callback(null, { ...common, origin: anyOrigin ? '*' : false, credentials: false });
+    },
+  };
+}
+
 export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Gatehouse> {
   const ownDb = !deps.db;
   const db = deps.db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
@@ -173,15 +200,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   app.addSchema(Problem);
   app.addSchema(User);
 
-  if (config.corsOrigins.length) {
-    await app.register(cors, {
-      origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
-      methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
-      allowedHeaders: ['Authorization', 'Content-Type'],
-      exposedHeaders: ['WWW-Authenticate', 'Retry-After'],
-      maxAge: 600,
-    });
-  }
+  if (config.corsOrigins.length) await app.register(cors, corsOptions(config.corsOrigins));
 
   const options = { ...pluginOptions(config, db, clock), ...deps.options };
   await app.register(swagger, {

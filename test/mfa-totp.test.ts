@@ -354,6 +354,33 @@ for (const backend of backends()) {
       assert.equal(row?.actor_id, admin.id);
     });
 
+    test('the browser endpoint takes the same two steps; the refresh token lands in the cookie', async () => {
+      const u = await enrolled(app);
+      const page = { 'x-requested-with': 'gatehouse', origin: new URL(app.config.publicUrl).origin };
+      const browser = (form: Record<string, string>) => app.http.request('POST', '/auth/browser/token', { form, headers: page });
+      const first = await browser({ grant_type: 'password', username: u.username, password: u.password });
+      assert.equal(first.status, 403, first.text);
+      assert.equal(first.body.error, 'mfa_required');
+      assert.deepEqual(first.body.mfa_methods, ['totp', 'recovery_code']);
+      assert.equal(first.headers.get('cache-control'), 'no-store');
+      assert.equal(first.headers.get('set-cookie'), null);
+      nextStep(app.clock);
+      const wrong = await browser({ grant_type: OTP_GRANT, mfa_token: first.body.mfa_token, otp: '000000' });
+      assert.equal(wrong.status, 400, wrong.text);
+      assert.equal(wrong.headers.get('set-cookie'), null);
+      const done = await browser({ grant_type: OTP_GRANT, mfa_token: first.body.mfa_token, otp: codeFor(u.secret, app.clock) });
+      assert.equal(done.status, 200, done.text);
+      assert.deepEqual(claims(done.body.access_token).amr, ['pwd', 'otp', 'mfa']);
+      assert.ok(!('refresh_token' in done.body));
+      assert.match(done.headers.get('set-cookie') ?? '', /^gh_refresh=ghr_[^;]+;.*HttpOnly/i);
+      // Without the page's CSRF headers the second step is refused before anything is spent.
+      const t = await passwordStep(app, u);
+      const csrf = await app.http.request('POST', '/auth/browser/token', { form: { grant_type: OTP_GRANT, mfa_token: t, otp: codeFor(u.secret, app.clock, 1) } });
+      assert.equal(csrf.status, 403, csrf.text);
+      assert.equal(csrf.body.code, 'csrf_rejected');
+      assert.equal((await otp(app, t, codeFor(u.secret, app.clock, 1))).status, 200, 'the mfa_token was not used up');
+    });
+
     test('a wrong password answers the same for an account with TOTP as for one without', async () => {
       const withMfa = await enrolled(app);
       const without = await registerUser(app.http);

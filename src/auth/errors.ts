@@ -16,9 +16,7 @@ export type OAuthErrorCode =
   | 'unsupported_grant_type'
   | 'invalid_scope'
   | 'invalid_client'
-  | 'unsupported_token_type'
-  /** Not RFC 6749: a right password that needs a second step (API.md, "Two-factor authentication"). */
-  | 'mfa_required';
+  | 'unsupported_token_type';
 
 interface CodeSpec {
   status: number;
@@ -26,8 +24,6 @@ interface CodeSpec {
   oauth?: OAuthErrorCode;
   /** An RFC 6750 challenge: `WWW-Authenticate` carries this error (null: the bare challenge). */
   challenge?: 'invalid_token' | 'insufficient_scope' | null;
-  /** The status on the OAuth endpoints when not 400 (RFC 6749 §5.2's). */
-  oauthStatus?: number;
 }
 
 /** Every code, its status and how the OAuth and Bearer formats spell it. */
@@ -43,12 +39,13 @@ export const ERROR_CODES = {
   current_password_incorrect: { status: 400 },
   mfa_failed: { status: 400, oauth: 'invalid_grant' },
   mfa_code_invalid: { status: 400, oauth: 'invalid_grant' },
-  mfa_required: { status: 403, oauth: 'mfa_required', oauthStatus: 403 },
   bad_request: { status: 400, oauth: 'invalid_request' },
   not_authenticated: { status: 401, challenge: null },
   invalid_token: { status: 401, challenge: 'invalid_token' },
+  browser_session_missing: { status: 401 },
   insufficient_scope: { status: 403, challenge: 'insufficient_scope' },
   forbidden: { status: 403 },
+  csrf_rejected: { status: 403 },
   not_found: { status: 404 },
   method_not_allowed: { status: 405 },
   username_taken: { status: 409 },
@@ -78,8 +75,6 @@ export interface AuthErrorExtra {
   scope?: readonly string[];
   /** Overrides the code's status (framework errors keep their own 4xx). */
   status?: number;
-  /** Extension members of the body (RFC 9457 §3.2; RFC 6749 §5.2 allows them too), e.g. mfa_required's mfa_token. */
-  members?: Record<string, unknown>;
 }
 
 export class AuthError extends Error {

@@ -5,6 +5,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { AuditLog } from './audit.js';
 import { AuthError } from './errors.js';
 import { FailureTiming, hashKind } from './failure-timing.js';
+import { GrantAnswer } from './grant-dispatch.js';
 import { mfaFailed, type MfaChallenge, type MfaChallenges } from './mfa-challenge.js';
 import type { PasswordHasher } from './passwords.js';
 import { exceedsLength } from './password-length.js';
@@ -14,6 +15,9 @@ import type { SessionMeta, Sessions } from './sessions.js';
 import type { TokenService } from './tokens.js';
 import type { UserRow, UsersRepository } from './users.js';
 
+/** When a TokenResponse's refresh token expires (ms): beside the body, never in it (no serializer writes a symbol key). */
+export const REFRESH_EXPIRES_AT: unique symbol = Symbol('refreshExpiresAt');
+
 /** The RFC 6749 §5.1 success body. */
 export interface TokenResponse {
   access_token: string;
@@ -21,6 +25,8 @@ export interface TokenResponse {
   expires_in: number;
   refresh_token: string;
   scope: string;
+  /** For the browser endpoints' cookie lifetime. */
+  [REFRESH_EXPIRES_AT]?: number;
 }
 
 // Deliberately vague: never says whether the username or the password was wrong.
@@ -119,7 +125,7 @@ export class Grants {
       // Only after a right password: a wrong one never learns that the account has a second factor.
       const challenge = await this.deps.challenges.issue(user.id, scope, PASSWORD_AMR);
       if (challenge) {
-        throw new AuthError('mfa_required', 'A second factor is required: send the mfa_token with a code', { members: challenge });
+        throw new GrantAnswer(403, { error: 'mfa_required', error_description: 'A second factor is required: send the mfa_token with a code', ...challenge });
       }
     }
     const { response, sessionId } = await this.openSession(user, scope, meta);
@@ -195,7 +201,7 @@ export class Grants {
       amr: r.amr,
     });
     this.deps.audit.record({ type: 'refresh', userId: r.userId, username: r.username, sessionId: r.sessionId, meta, detail: { scope: r.grantedScope } });
-    return tokenResponse(access.token, access.expiresIn, r.refreshToken, r.grantedScope);
+    return tokenResponse(access.token, access.expiresIn, r.refreshToken, r.grantedScope, r.refreshExpiresAt);
   }
 
   /** A new session for a user who has just proved who they are. */
@@ -205,9 +211,9 @@ export class Grants {
     meta: SessionMeta,
     amr: readonly string[] = PASSWORD_AMR,
   ): Promise<{ response: TokenResponse; sessionId: string }> {
-    const { sessionId, refreshToken, createdAt } = await this.deps.sessions.open(user.id, scope, meta, amr);
+    const { sessionId, refreshToken, createdAt, refreshExpiresAt } = await this.deps.sessions.open(user.id, scope, meta, amr);
     const access = this.deps.tokens.issue({ sub: user.id, sid: sessionId, scope, username: user.username, authTime: createdAt, amr });
-    return { response: tokenResponse(access.token, access.expiresIn, refreshToken, scope), sessionId };
+    return { response: tokenResponse(access.token, access.expiresIn, refreshToken, scope, refreshExpiresAt), sessionId };
   }
 
   /**
@@ -239,6 +245,6 @@ export class Grants {
   }
 }
 
-export function tokenResponse(accessToken: string, expiresIn: number, refreshToken: string, scope: string): TokenResponse {
-  return { access_token: accessToken, token_type: 'bearer', expires_in: expiresIn, refresh_token: refreshToken, scope };
+export function tokenResponse(accessToken: string, expiresIn: number, refreshToken: string, scope: string, refreshExpiresAt?: number): TokenResponse {
+  return { access_token: accessToken, token_type: 'bearer', expires_in: expiresIn, refresh_token: refreshToken, scope, [REFRESH_EXPIRES_AT]: refreshExpiresAt };
 }

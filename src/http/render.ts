@@ -18,9 +18,8 @@ declare module 'fastify' {
   }
 }
 
-export function problemBody(status: number, detail: string, code: ErrorCode, errors?: FieldError[], members?: Record<string, unknown>) {
+export function problemBody(status: number, detail: string, code: ErrorCode, errors?: FieldError[]) {
   return {
-    ...members,
     type: 'about:blank',
     title: STATUS_CODES[status] ?? 'Error',
     status,
@@ -45,17 +44,14 @@ export function sendProblem(reply: FastifyReply, err: AuthError, realm: string) 
   if (err.extra.headers) reply.headers(err.extra.headers);
   const www = challenge(err, realm);
   if (www) reply.header('www-authenticate', www);
-  return reply.code(err.status).type('application/problem+json').send(problemBody(err.status, err.detail, err.code, err.extra.errors, err.extra.members));
+  return reply.code(err.status).type('application/problem+json').send(problemBody(err.status, err.detail, err.code, err.extra.errors));
 }
 
 export function sendOAuth(reply: FastifyReply, err: AuthError) {
-  const { oauth, oauthStatus } = ERROR_CODES[err.code] as { oauth?: string; oauthStatus?: number };
+  const oauth = (ERROR_CODES[err.code] as { oauth?: string }).oauth!;
   if (err.extra.headers) reply.headers(err.extra.headers);
   noStore(reply);
-  return reply
-    .code(oauthStatus ?? 400)
-    .type('application/json')
-    .send({ error: oauth!, error_description: err.detail, ...err.extra.members });
+  return reply.code(400).type('application/json').send({ error: oauth, error_description: err.detail });
 }
 
 /** For every answer that carries a token or personal data (API.md, "Errors"). */
