@@ -23,6 +23,7 @@ import { mfaRoutes } from './users/mfa-routes.js';
 import { blog, BLOG_AUTH } from './posts/plugin.js';
 import { adminRoutes } from './admin/routes.js';
 import { auditRoutes } from './audit/routes.js';
+import { pagesBuilt, webPages } from './pages/plugin.js';
 
 export interface BuildDeps {
   /** An open database; buildApp opens (and later closes) its own when absent. */
@@ -247,8 +248,10 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     initOAuth: { usePkceWithAuthorizationCodeGrant: false },
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  // Until the web pages exist, a person opening the address finds the docs.
-  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs', 302));
+  // The web pages at / (built by `npm run build` / `npm start`); unbuilt (tests
+  // of the API alone, `npm run dev`), a person opening the address finds the docs.
+  if (pagesBuilt()) await app.register(webPages);
+  else app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs', 302));
 
   // The auth core, registered exactly as a host app would; then the resources on top of it.
   try {
