@@ -115,9 +115,37 @@ export function refresh(): Promise<boolean> {
   return inFlight;
 }
 
-/** Signs in with a username (or email) and password. */
-export async function signIn(username: string, password: string): Promise<void> {
+/** A right password for an account with a second factor: what the second step needs. */
+export interface SecondStep {
+  mfaToken: string;
+  methods: string[];
+}
+
+/** Signs in with a username (or email) and password; a SecondStep when the account has a second factor. */
+export async function signIn(username: string, password: string): Promise<SecondStep | null> {
   const res = await exclusive(() => post('/auth/browser/token', new URLSearchParams({ grant_type: 'password', username, password })));
+  if (res.status === 403) {
+    const body = (await res.clone().json().catch(() => ({}))) as Record<string, unknown>;
+    if (body.error === 'mfa_required' && typeof body.mfa_token === 'string') {
+      return { mfaToken: body.mfa_token, methods: Array.isArray(body.mfa_methods) ? (body.mfa_methods as string[]) : [] };
+    }
+  }
+  if (!res.ok) throw await toError(res);
+  adopt((await res.json()) as TokenAnswer);
+  tabs?.postMessage('signed-in');
+  return null;
+}
+
+// The second-factor grants: grant_type and the parameter that carries the code.
+const SECOND_FACTOR = {
+  totp: ['urn:gatehouse:params:oauth:grant-type:mfa-otp', 'otp'],
+  recovery_code: ['urn:gatehouse:params:oauth:grant-type:mfa-recovery-code', 'recovery_code'],
+} as const;
+
+/** The second step of a sign-in: a TOTP code or a recovery code with the password step's mfa_token. */
+export async function signInSecondFactor(step: SecondStep, method: keyof typeof SECOND_FACTOR, code: string): Promise<void> {
+  const [grant, param] = SECOND_FACTOR[method];
+  const res = await exclusive(() => post('/auth/browser/token', new URLSearchParams({ grant_type: grant, mfa_token: step.mfaToken, [param]: code })));
   if (!res.ok) throw await toError(res);
   adopt((await res.json()) as TokenAnswer);
   tabs?.postMessage('signed-in');
