@@ -72,6 +72,7 @@ describe('two-factor authentication in Chromium', { skip }, () => {
       await qr.waitFor();
       const box = await qr.boundingBox();
       assert.ok(box && box.width > 100 && box.height > 100, `the QR code is drawn (${JSON.stringify(box)})`);
+      await section.getByRole('heading', { name: 'Two-factor authentication' }).evaluate((h) => h.scrollIntoView());
       await readmeScreenshot(page, 'mfa-enroll');
 
       nextStep(app.clock);
@@ -82,6 +83,8 @@ describe('two-factor authentication in Chromium', { skip }, () => {
       assert.equal(await codes.count(), 10);
       const recovery = ((await codes.first().textContent()) ?? '').trim();
       assert.match(recovery, /^[a-z2-7]{4}(-[a-z2-7]{4}){3}$/);
+      await section.getByRole('heading', { name: 'Two-factor authentication' }).evaluate((h) => h.scrollIntoView());
+      await readmeScreenshot(page, 'mfa-codes');
       await section.getByRole('button', { name: 'I have saved them' }).click();
       await section.getByText('10 recovery codes left').waitFor();
 
@@ -108,6 +111,7 @@ describe('two-factor authentication in Chromium', { skip }, () => {
       await page.getByRole('button', { name: 'Verify' }).click();
       await page.waitForURL((u) => u.pathname === '/account');
       await section.getByText('9 recovery codes left').waitFor();
+      await section.getByRole('heading', { name: 'Two-factor authentication' }).evaluate((h) => h.scrollIntoView());
       await readmeScreenshot(page, 'mfa-account');
 
       // Turn it off with a code; the next sign-in is the password alone.
