@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { MovableClock } from '../src/clock.js';
+import { SecretBox } from '../src/auth/secret-box.js';
 import { openPostgres } from '../src/db/client.js';
 import {
   backends,
@@ -46,6 +47,25 @@ test('the test TOTP matches RFC 6238 Appendix B (SHA-1)', () => {
     assert.equal(totpAt(key, t * 1000, 8), code, `T=${t}`);
     assert.equal(totpAt(key, t * 1000, 6), code.slice(2), `T=${t}, 6 digits`);
   }
+});
+
+test('sealed secrets: AES-256-GCM bound to their owner, tamper-evident, opened under a previous key after a rotation', () => {
+  const owner = '6f1c1d2e-0000-4000-8000-000000000001';
+  const old = new SecretBox(['the-previous-secret-key-0123456789abcdef']);
+  const sealed = old.seal('JBSWY3DPEHPK3PXP', owner);
+  assert.equal(old.open(sealed, owner), 'JBSWY3DPEHPK3PXP');
+  assert.notEqual(old.seal('JBSWY3DPEHPK3PXP', owner), sealed, 'a fresh nonce each time');
+  assert.throws(() => old.open(sealed, '6f1c1d2e-0000-4000-8000-000000000002'), 'another owner');
+  const [v, kid, nonce, body] = sealed.split('.') as [string, string, string, string];
+  const flipped = Buffer.from(body, 'base64url');
+  flipped[0]! ^= 1;
+  assert.throws(() => old.open([v, kid, nonce, flipped.toString('base64url')].join('.'), owner), 'a flipped bit');
+  // A different SECRET_KEY alone cannot open it; with the previous one listed it can, and says to reseal.
+  assert.throws(() => new SecretBox(['the-current-secret-key-0123456789abcdef']).open(sealed, owner));
+  const rotated = new SecretBox(['the-current-secret-key-0123456789abcdef', 'the-previous-secret-key-0123456789abcdef']);
+  assert.equal(rotated.open(sealed, owner), 'JBSWY3DPEHPK3PXP');
+  assert.equal(rotated.stale(sealed), true);
+  assert.equal(rotated.stale(rotated.seal('x', owner)), false);
 });
 
 interface MfaUser extends LoggedIn {
