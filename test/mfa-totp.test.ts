@@ -401,6 +401,27 @@ for (const backend of backends()) {
       assert.equal((await otp(app, t, codeFor(u.secret, app.clock, 1))).status, 200, 'the mfa_token was not used up');
     });
 
+    test('/openapi.json documents the second-factor grants, the mfa_required answer and the /users/me/mfa routes', async () => {
+      const doc = (await app.http.get('/openapi.json')).body;
+      const token = doc.paths['/auth/token'].post;
+      assert.match(JSON.stringify(token.requestBody), /mfa-otp/);
+      assert.match(JSON.stringify(token.requestBody), /mfa-recovery-code/);
+      assert.match(JSON.stringify(token.responses['403']), /mfa_token/);
+      assert.match(JSON.stringify(doc.paths['/auth/browser/token'].post.responses['403']), /mfa_methods/);
+      for (const [path, method] of [
+        ['/users/me/mfa', 'get'],
+        ['/users/me/mfa/totp', 'post'],
+        ['/users/me/mfa/totp', 'delete'],
+        ['/users/me/mfa/totp/confirm', 'post'],
+        ['/users/me/mfa/recovery-codes', 'post'],
+      ] as const) {
+        const op = doc.paths[path]?.[method];
+        assert.ok(op, `${method} ${path}`);
+        assert.ok(op.responses['401'] && op.security, `${method} ${path} is protected`);
+      }
+      assert.match(JSON.stringify(doc.paths['/admin/users/{id}'].patch.requestBody), /mfa_reset/);
+    });
+
     test('a wrong password answers the same for an account with TOTP as for one without', async () => {
       const withMfa = await enrolled(app);
       const without = await registerUser(app.http);
