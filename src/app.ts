@@ -19,6 +19,7 @@ import { buildValidator, registerRequestChecks } from './http/validation.js';
 import { benchRoutes } from './http/bench-routes.js';
 import { opsRoutes } from './http/ops.js';
 import { userRoutes } from './users/routes.js';
+import { mfaRoutes } from './users/mfa-routes.js';
 import { blog, BLOG_AUTH } from './posts/plugin.js';
 import { adminRoutes } from './admin/routes.js';
 import { auditRoutes } from './audit/routes.js';
@@ -266,6 +267,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   }
   await app.register(opsRoutes, { core });
   await app.register(userRoutes, { core });
+  await app.register(mfaRoutes, { core });
   await app.register(blog, { core });
   await app.register(adminRoutes, { core });
   await app.register(auditRoutes, { core });

@@ -18,7 +18,7 @@ import { AuthError, type ErrorCode } from './errors.js';
 import { dispatchGrant, GrantAnswer, oauthParams, sendGrantAnswer } from './grant-dispatch.js';
 import { REFRESH_EXPIRES_AT, type TokenResponse } from './grants.js';
 import { sessionMeta } from './routes.js';
-import { LogoutQuery, TokenRequest } from './schemas.js';
+import { LogoutQuery, MfaRequiredBody, TokenRequest } from './schemas.js';
 
 export const REFRESH_COOKIE = 'gh_refresh';
 
@@ -115,7 +115,7 @@ export const browserRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = asyn
           200: BrowserTokenResponse,
           ...bodyErrors,
           400: problem('Wrong credentials (invalid_credentials), unknown scope, missing parameter or unsupported grant'),
-          403: problem('csrf_rejected (see /browser/refresh); or a grant’s own answer, sent as /auth/token sends it'),
+          403: Type.Union([csrfRefused, MfaRequiredBody], { description: 'Refused by the CSRF check (problem csrf_rejected), or mfa_required (a right password; the second step is due)' }),
           ...limited,
           ...unavailable,
         },

@@ -6,6 +6,7 @@ import type { FastifyReply } from 'fastify';
 import type { AuthCore } from './core.js';
 import { AuthError } from './errors.js';
 import type { TokenResponse } from './grants.js';
+import { SECOND_FACTOR_GRANTS } from './mfa-grants.js';
 import type { SessionMeta } from './sessions.js';
 
 export type OAuthParams = Record<string, string | undefined>;
@@ -61,6 +62,7 @@ export const GRANT_TYPES: Record<string, GrantHandler> = {
     if (!p.refresh_token) throw new AuthError('invalid_request', 'The refresh_token parameter is required');
     return core.grants.refresh({ refreshToken: p.refresh_token, scope: p.scope }, meta);
   },
+  ...SECOND_FACTOR_GRANTS,
 };
 
 export interface DispatchOptions {

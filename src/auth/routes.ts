@@ -12,7 +12,7 @@ import type { AuthCore } from './core.js';
 import { AuthError, validationFailed, type FieldError } from './errors.js';
 import { dispatchGrant, GrantAnswer, oauthParams, sendGrantAnswer } from './grant-dispatch.js';
 import { principalOf } from './guard.js';
-import { Jwks, LogoutQuery, OAuthErrorBody, RegisterRequest, RevokeRequest, TokenRequest, TokenResponse, User } from './schemas.js';
+import { Jwks, LogoutQuery, MfaRequiredBody, OAuthErrorBody, RegisterRequest, RevokeRequest, TokenRequest, TokenResponse, User } from './schemas.js';
 import type { SessionMeta } from './sessions.js';
 import { InvalidTokenError } from './tokens.js';
 import { isValidEmail, normalizeUsername, toPublicUser, USERNAME_RE } from './users.js';
@@ -89,13 +89,16 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       config: { oauth: true },
       schema: {
         tags: ['auth'],
-        summary: 'OAuth 2.0 token endpoint (password and refresh_token grants)',
+        summary: 'OAuth 2.0 token endpoint (password, refresh_token and second-factor grants)',
         description:
           'Form-encoded (RFC 6749 §4.3 and §6); JSON is accepted too. Errors are RFC 6749 §5.2 JSON. ' +
-          'A refresh token is single-use: each use returns a new one.',
+          'A refresh token is single-use: each use returns a new one. ' +
+          'A right password for an account with two-factor authentication answers 403 `mfa_required` with an `mfa_token`: ' +
+          'send it back with `grant_type=urn:gatehouse:params:oauth:grant-type:mfa-otp` and `otp` (a TOTP code), or ' +
+          '`grant_type=urn:gatehouse:params:oauth:grant-type:mfa-recovery-code` and `recovery_code`.',
         consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
         body: TokenRequest,
-        response: { 200: TokenResponse, 400: OAuthErrorBody, 413: bodyErrors[413], ...limited, ...unavailable },
+        response: { 200: TokenResponse, 400: OAuthErrorBody, 403: MfaRequiredBody, 413: bodyErrors[413], ...limited, ...unavailable },
       },
     },
     async (request, reply) => {

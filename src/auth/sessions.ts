@@ -31,6 +31,8 @@ export interface RefreshContext {
   sessionScope: string;
   /** When the session's sign-in happened, ms since the epoch. */
   authTime: number;
+  /** What that sign-in proved (RFC 8176), carried by every access token of the session. */
+  amr: string[];
 }
 
 export interface RefreshResult extends RefreshContext {
@@ -102,8 +104,13 @@ export class Sessions {
     return this.prefix + createHmac('sha256', this.successorKey).update(token).digest('base64url');
   }
 
-  /** Opens a session at login; returns its id and first refresh token. */
-  async open(userId: string, scope: string, meta: SessionMeta): Promise<{ sessionId: string; refreshToken: string; createdAt: number; refreshExpiresAt: number }> {
+  /** Opens a session at login (`amr`: what the login proved); returns its id and first refresh token. */
+  async open(
+    userId: string,
+    scope: string,
+    meta: SessionMeta,
+    amr: readonly string[],
+  ): Promise<{ sessionId: string; refreshToken: string; createdAt: number; refreshExpiresAt: number }> {
     const now = this.clock.now();
     const sessionId = randomUUID();
     const refreshToken = this.prefix + randomBytes(32).toString('base64url');
@@ -111,8 +118,8 @@ export class Sessions {
     const refreshExpiresAt = Math.min(now + this.opts.refreshTtlMs, sessionEnd);
     await this.db.query(
       `WITH s AS (
-         INSERT INTO sessions (id, user_id, scope, created_at, last_used_at, expires_at, user_agent, ip)
-         VALUES ($1, $2, $3, $4, $4, $5, $6, $7) RETURNING id)
+         INSERT INTO sessions (id, user_id, scope, created_at, last_used_at, expires_at, user_agent, ip, amr)
+         VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $10) RETURNING id)
        INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
        SELECT $8, id, $4, $9 FROM s`,
       [
@@ -125,6 +132,7 @@ export class Sessions {
         meta.ip,
         hashToken(refreshToken),
         new Date(refreshExpiresAt),
+        [...amr],
       ],
     );
     return { sessionId, refreshToken, createdAt: now, refreshExpiresAt };
@@ -148,13 +156,14 @@ export class Sessions {
         revoked_at: Date | null;
         session_expires_at: Date;
         session_created_at: Date;
+        amr: string[];
         user_id: string;
         username: string;
         role: Role;
         disabled: boolean;
       }>(
         `SELECT t.used_at, t.expires_at AS token_expires_at, s.id AS session_id, s.scope, s.revoked_at,
-                s.expires_at AS session_expires_at, s.created_at AS session_created_at, u.id AS user_id, u.username, u.role, u.disabled
+                s.expires_at AS session_expires_at, s.created_at AS session_created_at, s.amr, u.id AS user_id, u.username, u.role, u.disabled
            FROM refresh_tokens t
            JOIN sessions s ON s.id = t.session_id
            JOIN users u ON u.id = s.user_id
@@ -173,6 +182,7 @@ export class Sessions {
       sessionId: row.session_id,
       sessionScope: row.scope,
       authTime: row.session_created_at.getTime(),
+      amr: row.amr,
     };
     const grantedScope = authorize(ctx);
     const successor = this.successorOf(token);

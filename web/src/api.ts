@@ -121,22 +121,46 @@ export function refresh(): Promise<boolean> {
   return inFlight;
 }
 
+/** A right password for an account with a second factor: what the second step needs. */
+export interface SecondStep {
+  mfaToken: string;
+  methods: string[];
+}
+
 /**
  * Any grant of /auth/browser/token (fields as /auth/token takes them): on
- * success this tab is signed in and the others are told. A second step (a 403
- * `mfa_required`) is an ApiError whose `body` carries the `mfa_token` for
- * the next grant.
+ * success this tab is signed in and the others are told (null). A 403
+ * `mfa_required` is the second step that is due (a SecondStep).
  */
-export async function grant(fields: Record<string, string>): Promise<void> {
+export async function grant(fields: Record<string, string>): Promise<SecondStep | null> {
   const res = await exclusive(() => post('/auth/browser/token', new URLSearchParams(fields)));
+  if (res.status === 403) {
+    const body = (await res.clone().json().catch(() => ({}))) as Record<string, unknown>;
+    if (body.error === 'mfa_required' && typeof body.mfa_token === 'string') {
+      return { mfaToken: body.mfa_token, methods: Array.isArray(body.mfa_methods) ? (body.mfa_methods as string[]) : [] };
+    }
+  }
   if (!res.ok) throw await toError(res);
   adopt((await res.json()) as TokenAnswer);
   tabs?.postMessage('signed-in');
+  return null;
 }
 
-/** Signs in with a username (or email) and password. */
-export function signIn(username: string, password: string): Promise<void> {
+/** Signs in with a username (or email) and password; a SecondStep when the account has a second factor. */
+export function signIn(username: string, password: string): Promise<SecondStep | null> {
   return grant({ grant_type: 'password', username, password });
+}
+
+// The second-factor grants: grant_type and the parameter that carries the code.
+const SECOND_FACTOR = {
+  totp: ['urn:gatehouse:params:oauth:grant-type:mfa-otp', 'otp'],
+  recovery_code: ['urn:gatehouse:params:oauth:grant-type:mfa-recovery-code', 'recovery_code'],
+} as const;
+
+/** The second step of a sign-in: a TOTP code or a recovery code with the password step's mfa_token. */
+export async function signInSecondFactor(step: SecondStep, method: keyof typeof SECOND_FACTOR, code: string): Promise<void> {
+  const [grantType, param] = SECOND_FACTOR[method];
+  await grant({ grant_type: grantType, mfa_token: step.mfaToken, [param]: code });
 }
 
 /** Ends this session (`local`), every other one (`others`) or all of them (`global`). */

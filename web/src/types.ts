@@ -6,7 +6,15 @@ export interface User {
   full_name: string | null;
   role: 'user' | 'admin';
   disabled: boolean;
+  /** A second factor is required at sign-in. */
+  mfa: boolean;
   created_at: string;
+}
+
+export interface MfaStatus {
+  totp: boolean;
+  recovery_codes_left: number;
+  passkeys: number;
 }
 
 export interface Post {

@@ -1,5 +1,6 @@
 // Your account: profile (a new email needs your current password), password
-// change, and the sessions signed in as you, each of which you can end.
+// change, two-factor authentication (two-factor.tsx), and the sessions signed
+// in as you, each of which you can end.
 import { useEffect, useState } from 'preact/hooks';
 import { api, signOut } from '../api';
 import { ErrorBox, Field, Notice, useSubmit } from '../components/form';
@@ -7,6 +8,7 @@ import { When } from '../components/layout';
 import { navigate } from '../router';
 import { reloadMe, useMe } from '../session';
 import type { Session, User } from '../types';
+import { TwoFactor } from './two-factor';
 
 function Profile({ me }: { me: User }) {
   const [fullName, setFullName] = useState(me.full_name ?? '');
@@ -169,6 +171,7 @@ export function Account() {
       <h1>Your account</h1>
       <Profile me={me} />
       <ChangePassword />
+      <TwoFactor />
       <Sessions />
     </>
   );
