@@ -51,6 +51,8 @@ export function pluginOptions(config: Config, db: Database, clock: Clock): Gateh
     algorithm: config.algorithm,
     privateKey: config.jwtPrivateKey,
     keyDir: config.dataDir,
+    previousSecretKeys: config.previousSecretKeys,
+    keyPublishDelaySeconds: config.keyPublishDelaySeconds,
     publicUrl: config.publicUrl,
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,

@@ -1,5 +1,6 @@
 // The /auth endpoints: register, the OAuth 2.0 token endpoint (password and
-// refresh_token grants), RFC 7009 revocation, logout; and the JWK set.
+// refresh_token grants), RFC 7009 revocation, logout. (The /.well-known
+// routes are in discovery.ts.)
 // Handlers parse and render; the rules live in grants.ts and below.
 import formbody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
@@ -10,7 +11,7 @@ import { noStore } from '../http/render.js';
 import type { AuthCore } from './core.js';
 import { AuthError, validationFailed, type FieldError } from './errors.js';
 import { principalOf } from './guard.js';
-import { Jwks, LogoutQuery, OAuthErrorBody, RegisterRequest, RevokeRequest, TokenRequest, TokenResponse, User } from './schemas.js';
+import { LogoutQuery, OAuthErrorBody, RegisterRequest, RevokeRequest, TokenRequest, TokenResponse, User } from './schemas.js';
 import type { SessionMeta } from './sessions.js';
 import { InvalidTokenError } from './tokens.js';
 import { isValidEmail, normalizeUsername, toPublicUser, USERNAME_RE } from './users.js';
@@ -201,24 +202,6 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       }
       audit.record({ type: 'logout', userId: me.userId, username: me.username, sessionId: me.sessionId, meta: sessionMeta(request), detail: { scope } });
       return reply.code(204).send(null);
-    },
-  );
-};
-
-/** Mounted at the root: /.well-known is not under the plugin's prefix. */
-export const wellKnownRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
-  app.get(
-    '/.well-known/jwks.json',
-    {
-      schema: {
-        tags: ['auth'],
-        summary: 'The public keys that verify access tokens (RFC 7517)',
-        response: { 200: Jwks },
-      },
-    },
-    async (_request, reply) => {
-      reply.header('cache-control', 'public, max-age=300');
-      return { keys: core.keys.jwks };
     },
   );
 };
