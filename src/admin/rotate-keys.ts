@@ -8,7 +8,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { AuditLog } from '../auth/audit.js';
 import { KEYS_EVENT, KeyStore } from '../auth/key-store.js';
 import { legacyDevelopmentKey } from '../auth/keys.js';
-import { systemClock } from '../clock.js';
+import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import { announce } from './announce.js';
@@ -23,7 +23,7 @@ export interface Rotation {
   unannounced: string[];
 }
 
-export async function rotateKeys(db: Database, config: Config): Promise<Rotation> {
+export async function rotateKeys(db: Database, config: Config, clock: Clock = systemClock): Promise<Rotation> {
   if (config.algorithm === 'HS256') {
     throw new RotationRefused('ALGORITHM is HS256: rotate by setting a new SECRET_KEY and listing the old one in PREVIOUS_SECRET_KEYS');
   }
@@ -31,23 +31,23 @@ export async function rotateKeys(db: Database, config: Config): Promise<Rotation
     throw new RotationRefused('a private key is configured (JWT_PRIVATE_KEY): it is rotated by configuration; unset it to let the service keep and rotate its own keys');
   }
   const store = new KeyStore(db, config.algorithm, { current: config.secretKey, previous: config.previousSecretKeys });
-  const now = systemClock.now();
+  const now = clock.now();
   await store.ensure(now, legacyDevelopmentKey(config.algorithm, config.dataDir));
   // Refuses (KeyDecryptionError) when SECRET_KEY is not the one the keys were stored with: no key added that no node can open.
   await store.load();
   const activatesAt = new Date(now + config.keyPublishDelaySeconds * 1000);
   const { kid, previous } = await store.rotate(activatesAt.getTime());
   const unannounced = await announce(db, config, KEYS_EVENT);
-  await recordRotation(db, config, { kid, previous, activates_at: activatesAt.toISOString(), algorithm: config.algorithm });
+  await recordRotation(db, config, clock, { kid, previous, activates_at: activatesAt.toISOString(), algorithm: config.algorithm });
   return { kid, previous, activatesAt, unannounced };
 }
 
-async function recordRotation(db: Database, config: Config, detail: Record<string, unknown>): Promise<void> {
+async function recordRotation(db: Database, config: Config, clock: Clock, detail: Record<string, unknown>): Promise<void> {
   const log = {
     warn: (_o: unknown, msg: string) => console.warn(`gatehouse: ${msg}`),
     error: (_o: unknown, msg: string) => console.error(`gatehouse: ${msg}`),
   } as unknown as FastifyBaseLogger;
-  const audit = new AuditLog(db, systemClock, { enabled: true, retentionMs: config.auditRetentionDays * 86_400_000, flushMs: 1000, batchSize: 10, maxBuffered: 10 }, log);
+  const audit = new AuditLog(db, clock, { enabled: true, retentionMs: config.auditRetentionDays * 86_400_000, flushMs: 1000, batchSize: 10, maxBuffered: 10 }, log);
   audit.record({ type: 'keys_rotated', detail });
   await audit.close();
 }
