@@ -1,5 +1,4 @@
 import os
-from typing import Annotated
 
 import jwt
 from fastapi import Depends, FastAPI, HTTPException, Security, status
@@ -10,7 +9,7 @@ jwks_client = jwt.PyJWKClient(f"{GATEHOUSE}/.well-known/jwks.json")
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{GATEHOUSE}/auth/token")
 
 
-def gatehouse_claims(security_scopes: SecurityScopes, token: Annotated[str, Depends(oauth2_scheme)]) -> dict:
+def gatehouse_claims(security_scopes: SecurityScopes, token: str = Depends(oauth2_scheme)) -> dict:
     """The token's claims, verified against Gatehouse's JWK set; 401 or 403 otherwise."""
     try:
         key = jwks_client.get_signing_key_from_jwt(token)
@@ -27,5 +26,5 @@ app = FastAPI()
 
 
 @app.get("/whoami")
-def whoami(claims: Annotated[dict, Security(gatehouse_claims, scopes=["me"])]):
+def whoami(claims: dict = Security(gatehouse_claims, scopes=["me"])):
     return {"user_id": claims["sub"], "username": claims["username"], "scope": claims["scope"]}
