@@ -186,3 +186,12 @@ describe('HS256: PREVIOUS_SECRET_KEYS', () => {
     }
   });
 });
+
+test('the README shows the resource-server examples exactly as these tests run them', async () => {
+  const { readFileSync } = await import('node:fs');
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  for (const [file, lang] of [['verify-jose.ts', 'ts'], ['verify_pyjwt.py', 'python'], ['fastapi_jwks.py', 'python']]) {
+    const code = readFileSync(join(ROOT, 'docs', 'examples', file!), 'utf8');
+    assert.ok(readme.includes('```' + lang + '\n' + code + '```'), `README shows docs/examples/${file} verbatim`);
+  }
+});
