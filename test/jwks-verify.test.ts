@@ -195,3 +195,19 @@ test('the README shows the resource-server examples exactly as these tests run t
     assert.ok(readme.includes('```' + lang + '\n' + code + '```'), `README shows docs/examples/${file} verbatim`);
   }
 });
+
+test('a configured private key given as a JWK wins over stored keys (nothing is stored)', async () => {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const jwk = privateKey.export({ format: 'jwk' });
+  const app = await startApp({ env: { ALGORITHM: 'ES256', JWT_PRIVATE_KEY: JSON.stringify(jwk) } });
+  try {
+    const u = await registerAndLogin(app.http);
+    const published = ((await app.http.get('/.well-known/jwks.json')).body.keys as JWK[])[0]!;
+    assert.equal(published.kid, await calculateJwkThumbprint({ kty: 'EC', crv: jwk.crv, x: jwk.x, y: jwk.y } as JWK));
+    assert.equal(published.d, undefined);
+    assert.equal(decodeProtectedHeader(u.access).kid, published.kid);
+    assert.equal((await app.core.db.query('SELECT 1 FROM signing_keys')).rows.length, 0);
+  } finally {
+    await app.close();
+  }
+});
