@@ -53,6 +53,8 @@ export function pluginOptions(config: Config, db: Database, clock: Clock): Gateh
     algorithm: config.algorithm,
     privateKey: config.jwtPrivateKey,
     keyDir: config.dataDir,
+    previousSecretKeys: config.previousSecretKeys,
+    keyPublishDelaySeconds: config.keyPublishDelaySeconds,
     publicUrl: config.publicUrl,
     // `*` lets any page read the API without credentials; it never lets one use the session cookie.
     browserOrigins: config.corsOrigins.filter((o) => o !== '*'),

@@ -5,12 +5,15 @@
 //   migrate         apply pending migrations
 //   set-role USER admin|user
 //       USER is a username or an email; running nodes are told (NOTIFY / Redis)
+//   rotate-keys     a new signing key: published now, signs after KEY_PUBLISH_DELAY_SECONDS
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { checkPasswordPolicy } from './auth/password-policy.js';
 import { PasswordHasher } from './auth/passwords.js';
 import { announceUserChange } from './admin/announce.js';
+import { rotateKeys, RotationRefused } from './admin/rotate-keys.js';
+import { KeyDecryptionError } from './auth/key-store.js';
 import { AuthError } from './auth/errors.js';
 import { isValidEmail, LastAdminError, normalizeUsername, USERNAME_RE, UsersRepository } from './auth/users.js';
 import { systemClock } from './clock.js';
@@ -155,6 +158,22 @@ const commands: Record<string, Command> = {
       console.warn(`gatehouse: could not notify running nodes via ${unannounced.join(' and ')}; they see the change after a restart or reconnect`);
     }
     process.stdout.write(changed ? `${user.username} is now ${user.role}\n` : `${user.username} was already ${user.role}\n`);
+  },
+
+  async 'rotate-keys'(args) {
+    parseArgs({ args, options: {}, strict: true });
+    const config = loadConfig();
+    const r = await withDatabase(config, (db) =>
+      rotateKeys(db, config).catch((err: unknown) => {
+        if (err instanceof RotationRefused || err instanceof KeyDecryptionError) throw new CliError(err.message);
+        throw err;
+      }),
+    );
+    if (r.unannounced.length) {
+      console.warn(`gatehouse: could not notify running nodes via ${r.unannounced.join(' and ')}; they load the new key within a minute`);
+    }
+    const retired = r.previous ? `; key ${r.previous} is retired then, and stays published until every token it signed has expired` : '';
+    process.stdout.write(`key ${r.kid} (${config.algorithm}) is published now and signs from ${r.activatesAt.toISOString()}${retired}\n`);
   },
 };
 

@@ -20,6 +20,9 @@ export interface Config {
   algorithm: JwtAlgorithm;
   /** PEM private key for EdDSA / ES256 / RS256 (JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE). */
   jwtPrivateKey: string | undefined;
+  /** Earlier SECRET_KEYs (verify only). */
+  previousSecretKeys: string[];
+  keyPublishDelaySeconds: number;
   accessTokenExpireMinutes: number;
   refreshTokenExpireDays: number;
   sessionMaxDays: number;
@@ -102,13 +105,19 @@ export const ENV = Type.Object({
   NODE_ENV: oneOf(['production', 'development', 'test'], { default: 'development', description: '`production` refuses weak or missing secrets' }),
   SECRET_KEY: Type.Optional(Type.String({ description: 'HS256 key (its UTF-8 bytes) and root of derived keys; required in production, at least 32 bytes' })),
   ALGORITHM: oneOf(ALGORITHMS, { default: 'HS256', description: 'JWT signing algorithm' }),
-  JWT_PRIVATE_KEY: Type.Optional(Type.String({ description: 'PEM private key for EdDSA / ES256 / RS256' })),
+  PREVIOUS_SECRET_KEYS: Type.Array(Type.String({ minLength: 16 }), {
+    default: [],
+    expected: 'a comma-separated list of earlier SECRET_KEYs (each at least 16 bytes)',
+    description: 'comma-separated earlier SECRET_KEYs: their HS256 tokens still verify (only SECRET_KEY signs), refresh retries and stored keys made under them still work',
+  }),
+  JWT_PRIVATE_KEY: Type.Optional(Type.String({ description: 'private key for EdDSA / ES256 / RS256 (PEM, or a JWK as JSON); unset: the service keeps and rotates its own keys in the database' })),
   JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ description: 'file holding JWT_PRIVATE_KEY' })),
   ACCESS_TOKEN_EXPIRE_MINUTES: int(15, 1, 24 * 60, 'access token lifetime'),
   REFRESH_TOKEN_EXPIRE_DAYS: int(14, 1, 365, 'refresh token lifetime (each rotation starts a new one)'),
   SESSION_MAX_DAYS: int(90, 1, 3650, 'a session ends this long after login, whatever the refreshes'),
   REFRESH_REUSE_GRACE_SECONDS: int(10, 0, 300, 'a refresh token presented again within this window is a retry, not reuse'),
-  JWT_ISSUER: Type.String({ default: 'gatehouse', description: '`iss` of issued tokens, checked on every request' }),
+  KEY_PUBLISH_DELAY_SECONDS: int(600, 0, 24 * 3600, 'rotate-keys: a new key is published this long before it signs (JWKS cache max-age is at most this)'),
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1, description: '`iss` of issued tokens, checked on every request; default: PUBLIC_URL (what RFC 8414 discovery expects)' })),
   JWT_AUDIENCE: Type.String({ default: 'gatehouse', description: '`aud` of issued tokens, checked on every request' }),
   JWT_LEEWAY_SECONDS: int(30, 0, 300, 'clock skew allowed on exp / nbf / iat'),
   DATABASE_URL: url(['postgres:', 'postgresql:'], 'PostgreSQL server; unset: embedded PGlite under DATA_DIR'),
@@ -250,9 +259,6 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     secretKey = developmentSecret(dataDir);
     secretKeyGenerated = true;
   }
-  if (algorithm !== 'HS256' && !jwtPrivateKey && production) {
-    throw new ConfigError('JWT_PRIVATE_KEY', `is required in production with ALGORITHM=${algorithm}`);
-  }
 
   const workers = env.WORKERS === 'auto' ? availableParallelism() : env.WORKERS;
   if (workers > 1 && !env.DATABASE_URL) {
@@ -265,11 +271,14 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     secretKeyGenerated,
     algorithm,
     jwtPrivateKey,
+    previousSecretKeys: env.PREVIOUS_SECRET_KEYS,
+    keyPublishDelaySeconds: env.KEY_PUBLISH_DELAY_SECONDS,
     accessTokenExpireMinutes: env.ACCESS_TOKEN_EXPIRE_MINUTES,
     refreshTokenExpireDays: env.REFRESH_TOKEN_EXPIRE_DAYS,
     sessionMaxDays: env.SESSION_MAX_DAYS,
     refreshReuseGraceSeconds: env.REFRESH_REUSE_GRACE_SECONDS,
-    jwtIssuer: env.JWT_ISSUER,
+    // RFC 8414 §3.3: the issuer is the URL its metadata is discovered from.
+    jwtIssuer: env.JWT_ISSUER ?? publicUrlOf(env.PUBLIC_URL, env.HOST, env.PORT),
     jwtAudience: env.JWT_AUDIENCE,
     jwtLeewaySeconds: env.JWT_LEEWAY_SECONDS,
     databaseUrl: env.DATABASE_URL,

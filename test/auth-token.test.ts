@@ -303,7 +303,7 @@ for (const backend of backends()) {
       const { payload } = await jwtVerify(u.access, new TextEncoder().encode(TEST_SECRET), {
         algorithms: ['HS256'],
         typ: 'at+jwt',
-        issuer: 'gatehouse',
+        issuer: app.config.jwtIssuer,
         audience: 'gatehouse',
         requiredClaims: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti'],
       });

@@ -81,11 +81,12 @@ describe('loadConfig refusals', () => {
     for (const v of ['none', 'HS512', 'hs256', 'RS512', 'ES384']) refuses({ ALGORITHM: v }, 'ALGORITHM');
   });
 
-  test('keys: HS256 with a private key, or an asymmetric algorithm without one in production', () => {
+  test('keys: HS256 with a private key is refused; an asymmetric algorithm without one keeps its keys in the database', () => {
     const { privateKey } = generateKeyPairSync('ed25519');
     const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     refuses({ ALGORITHM: 'HS256', JWT_PRIVATE_KEY: pem, SECRET_KEY: GOOD_SECRET }, 'ALGORITHM');
-    refuses({ NODE_ENV: 'production', ALGORITHM: 'EdDSA', SECRET_KEY: GOOD_SECRET }, 'JWT_PRIVATE_KEY');
+    // No key configured: the service keeps its own in the database (sealed under SECRET_KEY).
+    assert.equal(loadConfig({ NODE_ENV: 'production', ALGORITHM: 'EdDSA', SECRET_KEY: GOOD_SECRET, DATA_DIR: dir() }).jwtPrivateKey, undefined);
     refuses({ NODE_ENV: 'production', ALGORITHM: 'EdDSA' }, 'SECRET_KEY');
     refuses({ JWT_PRIVATE_KEY_FILE: join(dir(), 'missing.pem'), ALGORITHM: 'EdDSA' }, 'JWT_PRIVATE_KEY_FILE');
     // The key must be a private key of the algorithm's type and size.

@@ -273,7 +273,7 @@ for (const backend of backends()) {
       const header = decodeProtectedHeader(u.access);
       assert.equal(header.alg, 'RS256');
       assert.equal(header.kid, jwk.kid);
-      const { payload } = await jwtVerify(u.access, createLocalJWKSet(jwks.body), { typ: 'at+jwt', issuer: 'gatehouse', audience: 'gatehouse' });
+      const { payload } = await jwtVerify(u.access, createLocalJWKSet(jwks.body), { typ: 'at+jwt', issuer: app.config.jwtIssuer, audience: 'gatehouse' });
       assert.equal(payload.sub, u.id);
       assert.equal((await app.http.get('/users/me', u.access)).status, 200);
 

@@ -127,6 +127,8 @@ export async function startApp(
     logger?: unknown;
     /** Plugin options over the configuration's (buildApp's `options`). */
     options?: BuildDeps['options'];
+    /** Listen on this port (when PUBLIC_URL must name it); default: any free one. */
+    port?: number;
   } = {},
 ): Promise<TestApp> {
   const own = opts.db ? undefined : await openTestDatabase(opts.backend ?? 'pglite');
@@ -145,7 +147,7 @@ export async function startApp(
     await own?.close();
     throw err;
   }
-  const address = await gh.app.listen({ host: '127.0.0.1', port: 0 });
+  const address = await gh.app.listen({ host: '127.0.0.1', port: opts.port ?? 0 });
   return {
     ...gh,
     url: address,

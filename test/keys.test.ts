@@ -1,9 +1,9 @@
 // The kid of an asymmetric key is its RFC 7638 JWK thumbprint, the value
 // resource servers and the JWK set agree on.
 import assert from 'node:assert/strict';
-import { createHash, createPublicKey, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
 import { test } from 'node:test';
-import { loadSigningKeys } from '../src/auth/keys.js';
+import { asymmetricKey } from '../src/auth/keys.js';
 
 // RFC 7638 §3.2: the required members only, in lexicographic order, no whitespace, SHA-256, base64url.
 function rfc7638(jwk: JsonWebKey): string {
@@ -20,9 +20,9 @@ const pairs = {
 for (const [algorithm, pair] of Object.entries(pairs) as Array<[keyof typeof pairs, (typeof pairs)[keyof typeof pairs]]>) {
   test(`${algorithm}: kid is the RFC 7638 thumbprint, in the header and the JWK set`, async () => {
     const pem = pair().privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
-    const keys = await loadSigningKeys({ algorithm, secretKey: 'unused', privateKeyPem: pem, dataDir: '/nonexistent' });
+    const key = await asymmetricKey(algorithm, createPrivateKey(pem));
     const expected = rfc7638(createPublicKey(pem).export({ format: 'jwk' }));
-    assert.equal(keys.kid, expected);
-    assert.equal(keys.jwks[0]!.kid, expected);
+    assert.equal(key.kid, expected);
+    assert.equal(key.jwk!.kid, expected);
   });
 }

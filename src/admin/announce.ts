@@ -14,7 +14,11 @@ export const redisEventsChannel = (prefix: string) => `${prefix}events`;
 
 /** Returns the ways the change could not be announced (empty: every node hears of it). */
 export async function announceUserChange(db: Database, config: Config, userId: string): Promise<string[]> {
-  const payload = JSON.stringify({ type: 'user', id: userId });
+  return announce(db, config, JSON.stringify({ type: 'user', id: userId }));
+}
+
+/** Sends one event (src/auth/event-bus.ts parseEvent) to every running node; returns the ways it could not be sent. */
+export async function announce(db: Database, config: Config, payload: string): Promise<string[]> {
   const failed: string[] = [];
   if (db.kind === 'postgres') {
     // Harmless when the nodes listen on Redis instead.

@@ -1,7 +1,7 @@
 // The signing algorithms and the private key each one needs. Shared by
 // config.ts (which refuses a wrong key at start, naming the variable) and
 // keys.ts (which loads the key); neither imports the other.
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 
 export const ALGORITHMS = ['HS256', 'EdDSA', 'ES256', 'RS256'] as const;
 export type JwtAlgorithm = (typeof ALGORITHMS)[number];
@@ -17,13 +17,20 @@ export function keyProblem(algorithm: JwtAlgorithm, key: KeyObject): string | un
   return undefined;
 }
 
+/** A configured private key: PEM, or a private JWK as JSON. Throws when it is neither. */
+export function parsePrivateKey(text: string): KeyObject {
+  const trimmed = text.trim();
+  if (trimmed.startsWith('{')) return createPrivateKey({ key: JSON.parse(trimmed) as JsonWebKey, format: 'jwk' });
+  return createPrivateKey(text);
+}
+
 /** What is wrong with a configured private key for this algorithm, or undefined (config.ts reports it as JWT_PRIVATE_KEY). */
-export function privateKeyProblem(algorithm: JwtAlgorithm, pem: string): string | undefined {
+export function privateKeyProblem(algorithm: JwtAlgorithm, text: string): string | undefined {
   let key: KeyObject;
   try {
-    key = createPrivateKey(pem);
+    key = parsePrivateKey(text);
   } catch {
-    return 'is not a PEM private key';
+    return 'is not a PEM private key or a private JWK';
   }
   return keyProblem(algorithm, key);
 }

@@ -10,7 +10,9 @@ import { AuditLog } from './audit.js';
 import { ChangeFeed } from './change-feed.js';
 import { LocalBus, PgBus, RedisBus, type EventBus } from './event-bus.js';
 import { Grants } from './grants.js';
-import { loadSigningKeys, type SigningKeys } from './keys.js';
+import { KeyRing } from './key-ring.js';
+import { KeyFollower, KeyStore } from './key-store.js';
+import { configuredKeys, legacyDevelopmentKey } from './keys.js';
 import { LogThrottle, repeated } from './log-throttle.js';
 import { MfaChallenges } from './mfa-challenge.js';
 import type { ResolvedOptions } from './options.js';
@@ -31,7 +33,10 @@ export interface AuthCore {
   options: ResolvedOptions;
   clock: Clock;
   db: Database;
-  keys: SigningKeys;
+  /** The keys that sign and verify now (tokens.keys). */
+  keys: KeyRing;
+  /** Keeps `keys` in step with PostgreSQL when the service keeps its own keys (none when configuration fixes them). */
+  keyFollower: KeyFollower | undefined;
   scopes: ScopeRules;
   hasher: PasswordHasher;
   tokens: TokenService;
@@ -81,12 +86,24 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       () => log.warn({ err: err instanceof Error ? err.message : err }, msg),
       (count, windowMs) => log.warn({ repeated: count }, repeated(msg, count, windowMs)),
     );
-  const keys = await loadSigningKeys({
+  // A retired key is published until every token it signed has expired.
+  const keys = new KeyRing((atMs) => (Math.floor(atMs / 1000) + 1 + options.accessTokenTtlSeconds + options.leewaySeconds) * 1000);
+  const fixed = await configuredKeys({
     algorithm: options.algorithm,
     secretKey: options.secretKey,
-    privateKeyPem: options.privateKey,
-    dataDir: options.keyDir ?? '.',
+    previousSecretKeys: options.previousSecretKeys,
+    privateKey: options.privateKey,
   });
+  let keyStore: KeyStore | undefined;
+  if (fixed) keys.replace(fixed);
+  else {
+    keyStore = new KeyStore(db, options.algorithm as Exclude<typeof options.algorithm, 'HS256'>, {
+      current: options.secretKey,
+      previous: options.previousSecretKeys,
+    });
+    await keyStore.ensure(clock.now(), legacyDevelopmentKey(options.algorithm, options.keyDir));
+    keys.replace(await keyStore.load());
+  }
   const scopes = new ScopeRules({ scopes: options.scopes, roles: options.roles });
   const tokens = new TokenService({
     keys,
@@ -99,6 +116,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
   });
   const bus = createBus(options, db, warn);
   const redis = bus instanceof RedisBus ? bus.pub : undefined;
+  const keyFollower = keyStore && new KeyFollower(keyStore, keys, bus, clock, warn);
   const storeError = (err: unknown) => warn('PostgreSQL did not answer a security check: answering 503', err);
   const audit = new AuditLog(
     db,
@@ -122,6 +140,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     graceMs: options.refreshGraceSeconds * SECOND,
     retentionMs: options.sessionRetentionSeconds * SECOND,
     secret: options.secretKey,
+    previousSecrets: options.previousSecretKeys,
     prefix: options.refreshTokenPrefix,
     onReuse: ({ userId, sessionId, meta }) => {
       log.warn({ event: 'refresh_token_reuse', code: 'refresh_token_reused', userId, sessionId, ip: meta.ip }, 'refresh token reuse detected: session revoked');
@@ -155,6 +174,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     clock,
     db,
     keys,
+    keyFollower,
     scopes,
     hasher,
     tokens,
@@ -183,7 +203,9 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       revocations.start();
       limits.start();
       audit.start();
-      sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [() => sessions.housekeep(), () => audit.prune(), () => challenges.housekeep()]);
+      keyFollower?.start();
+      const pruneKeys = keyFollower ? [() => keyFollower.prune()] : [];
+      sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [() => sessions.housekeep(), () => audit.prune(), () => challenges.housekeep(), ...pruneKeys]);
     },
     async close() {
       await sessions.stop();
@@ -191,6 +213,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       // Before the database closes: no event is lost on a clean shutdown.
       await audit.close();
       revocations.stop();
+      keyFollower?.stop();
       limits.stop();
       await bus.close();
       await hasher.close();

@@ -24,7 +24,9 @@ import { isUuid } from './ids.js';
 export type GatehouseEvent =
   | { type: 'user'; id: string }
   | { type: 'jti'; jti: string; until: number }
-  | { type: 'sid'; sid: string; until: number };
+  | { type: 'sid'; sid: string; until: number }
+  /** The signing keys changed (a rotation): reload them from PostgreSQL. */
+  | { type: 'keys' };
 
 const isTime = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
 
@@ -45,6 +47,7 @@ export function parseEvent(raw: string): GatehouseEvent | undefined {
   const keys = Object.keys(e).length;
   if (e.type === 'user' && keys === 2 && isUuid(e.id)) return { type: 'user', id: e.id as string };
   if (e.type === 'jti' && keys === 3 && isUuid(e.jti) && isTime(e.until)) return { type: 'jti', jti: e.jti as string, until: e.until as number };
+  if (e.type === 'keys' && keys === 1) return { type: 'keys' };
   if (e.type === 'sid' && keys === 3 && isUuid(e.sid) && isTime(e.until)) return { type: 'sid', sid: e.sid as string, until: e.until as number };
   return undefined;
 }

@@ -1,73 +1,89 @@
-// Signing keys. HS256 uses the UTF-8 bytes of SECRET_KEY as the key, exactly
-// as FastAPI apps do, so an app given the same SECRET_KEY can check our
-// signatures and we could check its. The tokens are not interchangeable yet:
-// ours carry typ at+jwt, iss and aud (PyJWT's jwt.decode without an audience
-// refuses a token with aud) and put the user's id in sub where the tutorials
-// read a username; theirs lack typ, iss, aud, jti and sid, which our verifier
-// requires. EdDSA, ES256 and RS256 use a PEM private key; its public half is
-// published as a JWK set.
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// Signing keys: what each one is, and the keys configuration gives.
+//
+// HS256 uses the UTF-8 bytes of SECRET_KEY as the key, exactly as FastAPI
+// apps do; PREVIOUS_SECRET_KEYS still verify, only SECRET_KEY signs. EdDSA,
+// ES256 and RS256 use a private key: a configured one (JWT_PRIVATE_KEY, PEM
+// or JWK) wins; otherwise the service keeps its keys in PostgreSQL
+// (key-store.ts) and rotates them. Every key has its own kid and its one
+// algorithm: a token is checked only with the key its kid names, only by
+// that key's algorithm (no algorithm confusion).
+import { createHash, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { keyProblem, type JwtAlgorithm } from './algorithms.js';
+import { keyProblem, parsePrivateKey, type JwtAlgorithm } from './algorithms.js';
 
-export interface SigningKeys {
-  algorithm: JwtAlgorithm;
+export interface SigningKey {
   kid: string;
-  /** What fast-jwt signs with: the secret bytes, or a PEM private key. */
-  signKey: Buffer | string;
+  algorithm: JwtAlgorithm;
+  /** What fast-jwt signs with: the secret bytes or a PEM private key (absent: this key only verifies). */
+  signKey?: Buffer | string;
   /** What fast-jwt verifies with: the secret bytes, or a PEM public key. */
   verifyKey: Buffer | string;
-  /** The public JWKs (empty for HS256: a shared secret is never published). */
-  jwks: JsonWebKey[];
+  /** The public JWK (asymmetric keys only: a shared secret is never published). */
+  jwk?: JsonWebKey;
+  /** From when it signs, ms since the epoch (0: from the start). */
+  activatesAt: number;
 }
 
-export async function loadSigningKeys(opts: {
-  algorithm: JwtAlgorithm;
-  secretKey: string;
-  privateKeyPem?: string;
-  dataDir: string;
-}): Promise<SigningKeys> {
-  if (opts.algorithm === 'HS256') {
-    const secret = Buffer.from(opts.secretKey, 'utf8');
-    // The kid names the key without revealing anything usable about it.
-    const kid = createHash('sha256').update('gatehouse-kid\0').update(secret).digest('base64url').slice(0, 16);
-    return { algorithm: 'HS256', kid, signKey: secret, verifyKey: secret, jwks: [] };
-  }
-  const pem = opts.privateKeyPem ?? developmentPrivateKey(opts.algorithm, opts.dataDir);
-  const privateKey = createPrivateKey(pem);
-  checkKeyType(opts.algorithm, privateKey);
+/** An HS256 key: the secret's UTF-8 bytes; `signs` false for a previous secret. */
+export function hmacKey(secret: string, signs: boolean): SigningKey {
+  const bytes = Buffer.from(secret, 'utf8');
+  // The kid names the key without revealing anything usable about it.
+  const kid = createHash('sha256').update('gatehouse-kid\0').update(bytes).digest('base64url').slice(0, 16);
+  return { algorithm: 'HS256', kid, signKey: signs ? bytes : undefined, verifyKey: bytes, activatesAt: 0 };
+}
+
+/** An asymmetric key from its private half; the kid is its RFC 7638 JWK thumbprint. */
+export async function asymmetricKey(algorithm: JwtAlgorithm, privateKey: KeyObject, activatesAt = 0): Promise<SigningKey> {
+  const problem = keyProblem(algorithm, privateKey);
+  if (problem) throw new Error(`ALGORITHM=${algorithm} ${problem}`);
   const publicKey = createPublicKey(privateKey);
   const jwk = publicKey.export({ format: 'jwk' });
-  // RFC 7638 JWK thumbprint.
   const kid = await calculateJwkThumbprint(jwk as JWK, 'sha256');
   return {
-    algorithm: opts.algorithm,
+    algorithm,
     kid,
     signKey: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
     verifyKey: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
-    jwks: [{ ...jwk, kid, alg: opts.algorithm, use: 'sig' }],
+    jwk: { ...jwk, kid, alg: algorithm, use: 'sig' },
+    activatesAt,
   };
 }
 
-function checkKeyType(algorithm: JwtAlgorithm, key: KeyObject): void {
-  const problem = keyProblem(algorithm, key);
-  if (problem) throw new Error(`ALGORITHM=${algorithm} ${problem}`);
+export function generatePrivateKey(algorithm: Exclude<JwtAlgorithm, 'HS256'>): KeyObject {
+  if (algorithm === 'EdDSA') return generateKeyPairSync('ed25519').privateKey;
+  if (algorithm === 'ES256') return generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
 }
 
-/** Development only: a key pair generated once and kept (0600) under DATA_DIR. */
-function developmentPrivateKey(algorithm: JwtAlgorithm, dataDir: string): string {
+/**
+ * The keys configuration fixes: HS256 (SECRET_KEY, then each previous
+ * secret), or a configured private key. Undefined: the service keeps its
+ * own keys in PostgreSQL.
+ */
+export async function configuredKeys(opts: {
+  algorithm: JwtAlgorithm;
+  secretKey: string;
+  previousSecretKeys: readonly string[];
+  privateKey?: string;
+}): Promise<SigningKey[] | undefined> {
+  if (opts.algorithm === 'HS256') {
+    const current = hmacKey(opts.secretKey, true);
+    const previous = opts.previousSecretKeys.map((s) => hmacKey(s, false)).filter((k) => k.kid !== current.kid);
+    return [current, ...previous];
+  }
+  if (opts.privateKey) return [await asymmetricKey(opts.algorithm, parsePrivateKey(opts.privateKey))];
+  return undefined;
+}
+
+/**
+ * The key pair earlier versions generated under DATA_DIR in development, if
+ * one is there: the key store adopts it as its first key, so tokens it
+ * signed stay valid. Nothing writes such a file any more.
+ */
+export function legacyDevelopmentKey(algorithm: JwtAlgorithm, dataDir: string | undefined): string | undefined {
+  if (!dataDir) return undefined;
   const file = join(dataDir, `jwt_${algorithm.toLowerCase()}_private.pem`);
-  if (existsSync(file)) return readFileSync(file, 'utf8');
-  const pair =
-    algorithm === 'EdDSA'
-      ? generateKeyPairSync('ed25519')
-      : algorithm === 'ES256'
-        ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
-        : generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const pem = pair.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  writeFileSync(file, pem, { mode: 0o600 });
-  return pem;
+  return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
 }

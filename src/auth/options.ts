@@ -66,13 +66,18 @@ export const GatehouseOptionsSchema = Type.Object(
     algorithm: Type.Union([Type.Literal('HS256'), Type.Literal('EdDSA'), Type.Literal('ES256'), Type.Literal('RS256')], { default: 'HS256' }),
     /** PEM private key for EdDSA / ES256 / RS256. */
     privateKey: Type.Optional(Type.String()),
-    /** Where a development key pair is kept when none is given (asymmetric algorithms only). */
+    /** Where earlier versions kept a development key pair: one found there is adopted as the first stored key (asymmetric algorithms only). */
     keyDir: Type.Optional(Type.String()),
+    /** Earlier SECRET_KEYs: their HS256 tokens still verify (never sign), and what was sealed under them still opens. */
+    previousSecretKeys: Type.Array(Type.String({ minLength: 16 }), { default: [] }),
+    /** A new signing key is published this long before it signs (and the JWK set is cached no longer). */
+    keyPublishDelaySeconds: seconds(600, 0, DAY, 'a rotated key is published this long before it signs'),
     /** The address people and clients use (origin, optionally a path): every absolute URL written is built from it, never from a request's Host. */
     publicUrl: Type.String({ pattern: '^https?://[^/?#\\s]+(/[^?#\\s]*)?$', default: 'http://127.0.0.1:8000' }),
     /** Origins besides publicUrl's whose pages may use the browser-session endpoints (cookie and CSRF check); never `*`. */
     browserOrigins: Type.Array(Type.String({ pattern: '^https?://[^/?#\\s*]+$' }), { default: [] }),
-    issuer: Type.String({ minLength: 1, default: 'gatehouse' }),
+    /** `iss` of issued tokens and the RFC 8414 issuer; default: publicUrl. */
+    issuer: Type.Optional(Type.String({ minLength: 1 })),
     audience: Type.String({ minLength: 1, default: 'gatehouse' }),
     /** RFC 9068 `client_id` of issued tokens. */
     clientId: Type.String({ minLength: 1, default: 'gatehouse' }),
@@ -122,7 +127,7 @@ export type GatehouseOptions = Partial<Omit<Static<typeof GatehouseOptionsSchema
   auditBuffer?: Partial<Static<typeof AuditBuffer>>;
 };
 
-export type ResolvedOptions = Static<typeof GatehouseOptionsSchema>;
+export type ResolvedOptions = Static<typeof GatehouseOptionsSchema> & { issuer: string };
 
 export class GatehouseOptionsError extends Error {
   constructor(problems: string[]) {
@@ -145,5 +150,5 @@ export function resolveOptions(options: GatehouseOptions): ResolvedOptions {
   if (filled.algorithm === 'HS256' && filled.privateKey) problems.push('/privateKey is set but the algorithm is HS256');
   if (problems.length) throw new GatehouseOptionsError(problems);
   filled.publicUrl = filled.publicUrl.replace(/\/+$/, '');
-  return { ...filled, database, redis, clock };
+  return { ...filled, issuer: filled.issuer ?? filled.publicUrl, database, redis, clock };
 }

@@ -4,7 +4,7 @@
 //   users, grants…) and `request.principal`;
 // - installs the guard on the root instance (guard.ts): every route that
 //   declares `config: { auth }` is protected, wherever it was registered;
-// - mounts /auth/* under `prefix` (and /.well-known/jwks.json) in contexts
+// - mounts /auth/* under `prefix` (and /.well-known/*: discovery.ts) in contexts
 //   of their own, with their own error handler (RFC 6749 / RFC 6750 /
 //   problem+json), body parsers and validator: the host's error handler,
 //   validator, 404 handler and content-type parsers are left alone;
@@ -21,7 +21,8 @@ import { buildValidator, registerRequestChecks } from '../http/validation.js';
 import { createAuthCore, type AuthCore } from './core.js';
 import { installGuard } from './guard.js';
 import { resolveOptions, type GatehouseOptions } from './options.js';
-import { authRoutes, sessionMeta, wellKnownRoutes } from './routes.js';
+import { wellKnownRoutes } from './discovery.js';
+import { authRoutes, sessionMeta } from './routes.js';
 import { AuthError } from './errors.js';
 import type { AuditRecord } from './audit.js';
 

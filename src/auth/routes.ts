@@ -1,5 +1,6 @@
 // The /auth endpoints: register, the OAuth 2.0 token endpoint (password and
-// refresh_token grants), RFC 7009 revocation, logout; and the JWK set.
+// refresh_token grants), RFC 7009 revocation, logout. (The /.well-known
+// routes are in discovery.ts.)
 // Handlers parse and render; the rules live in grants.ts and below.
 import formbody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
@@ -12,7 +13,7 @@ import type { AuthCore } from './core.js';
 import { AuthError, validationFailed, type FieldError } from './errors.js';
 import { dispatchGrant, GrantAnswer, oauthParams, sendGrantAnswer } from './grant-dispatch.js';
 import { principalOf } from './guard.js';
-import { Jwks, LogoutQuery, MfaRequiredBody, OAuthErrorBody, RegisterRequest, RevokeRequest, TokenRequest, TokenResponse, User } from './schemas.js';
+import { LogoutQuery, MfaRequiredBody, OAuthErrorBody, RegisterRequest, RevokeRequest, TokenRequest, TokenResponse, User } from './schemas.js';
 import type { SessionMeta } from './sessions.js';
 import { InvalidTokenError } from './tokens.js';
 import { isValidEmail, normalizeUsername, toPublicUser, USERNAME_RE } from './users.js';
@@ -179,22 +180,4 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
 
   // The cookie-mode endpoints for pages: this context's parsers, body limit and no-store apply to them too.
   await app.register(browserRoutes, { core, prefix: '/browser' });
-};
-
-/** Mounted at the root: /.well-known is not under the plugin's prefix. */
-export const wellKnownRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
-  app.get(
-    '/.well-known/jwks.json',
-    {
-      schema: {
-        tags: ['auth'],
-        summary: 'The public keys that verify access tokens (RFC 7517)',
-        response: { 200: Jwks },
-      },
-    },
-    async (_request, reply) => {
-      reply.header('cache-control', 'public, max-age=300');
-      return { keys: core.keys.jwks };
-    },
-  );
 };

@@ -4,7 +4,9 @@
 //
 // The successor of a refresh token is HMAC(key, token): any node that is
 // shown the same token again can hand out the same successor without the
-// successor ever being stored in clear.
+// successor ever being stored in clear. The key is derived from SECRET_KEY;
+// a retry that crosses a change of SECRET_KEY finds the successor made
+// under the previous one (PREVIOUS_SECRET_KEYS).
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { Database, Queryable } from '../db/client.js';
@@ -60,6 +62,8 @@ export interface SessionOptions {
   graceMs: number;
   retentionMs: number;
   secret: string;
+  /** Earlier secrets: successors made under them are still found by a retry. */
+  previousSecrets?: readonly string[];
   /** Prefix of every refresh token (default `ghr_`). */
   prefix?: string;
   onReuse: (info: { userId: string; sessionId: string; meta: SessionMeta }) => void;
@@ -78,7 +82,8 @@ function refreshTokenPattern(prefix = REFRESH_TOKEN_PREFIX): RegExp {
 }
 
 export class Sessions {
-  private readonly successorKey: Buffer;
+  /** The current secret's key first, then the previous secrets'. */
+  private readonly successorKeys: Buffer[];
   private readonly prefix: string;
   private readonly shape: RegExp;
   private housekeeper: NodeJS.Timeout | undefined;
@@ -90,7 +95,7 @@ export class Sessions {
     private readonly revocations: Revocations,
     private readonly opts: SessionOptions,
   ) {
-    this.successorKey = deriveKey(opts.secret, 'refresh-token successor v1');
+    this.successorKeys = [opts.secret, ...(opts.previousSecrets ?? [])].map((s) => deriveKey(s, 'refresh-token successor v1'));
     this.prefix = opts.prefix ?? REFRESH_TOKEN_PREFIX;
     this.shape = refreshTokenPattern(this.prefix);
   }
@@ -100,8 +105,8 @@ export class Sessions {
     return this.shape.test(token);
   }
 
-  private successorOf(token: string): string {
-    return this.prefix + createHmac('sha256', this.successorKey).update(token).digest('base64url');
+  private successorOf(token: string, key = this.successorKeys[0]!): string {
+    return this.prefix + createHmac('sha256', key).update(token).digest('base64url');
   }
 
   /** Opens a session at login (`amr`: what the login proved); returns its id and first refresh token. */
@@ -200,15 +205,17 @@ export class Sessions {
     }
 
     if (now - usedAt.getTime() <= this.opts.graceMs) {
+      // The successor made under the current secret, or under a previous one (the first request ran before a secret change).
+      const candidates = this.successorKeys.map((k) => this.successorOf(token, k));
       const next = (
-        await this.db.query<{ used_at: Date | null; expires_at: Date }>(
-          'SELECT used_at, expires_at FROM refresh_tokens WHERE token_hash = $1',
-          [hashToken(successor)],
+        await this.db.query<{ token_hash: string; used_at: Date | null; expires_at: Date }>(
+          'SELECT token_hash, used_at, expires_at FROM refresh_tokens WHERE token_hash = ANY($1::text[])',
+          [candidates.map(hashToken)],
         )
       ).rows[0];
       // A retry (lost response, second tab) until the successor is used itself.
       if (next && !next.used_at && next.expires_at.getTime() > now) {
-        return { ...ctx, refreshToken: successor, refreshExpiresAt: next.expires_at.getTime(), grantedScope };
+        return { ...ctx, refreshToken: candidates.find((c) => hashToken(c) === next.token_hash)!, refreshExpiresAt: next.expires_at.getTime(), grantedScope };
       }
     }
 

@@ -9,7 +9,8 @@ import { createSigner, createVerifier } from 'fast-jwt';
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { isUuid } from './ids.js';
-import type { SigningKeys } from './keys.js';
+import type { KeyRing } from './key-ring.js';
+import type { SigningKey } from './keys.js';
 
 export const MAX_TOKEN_BYTES = 8 * 1024;
 
@@ -74,7 +75,7 @@ export interface IssuedAccessToken {
 }
 
 export interface TokenServiceOptions {
-  keys: SigningKeys;
+  keys: KeyRing;
   issuer: string;
   audience: string;
   accessTtlSeconds: number;
@@ -84,20 +85,54 @@ export interface TokenServiceOptions {
   clock: Clock;
 }
 
-export class TokenService {
-  private readonly sign: (payload: Record<string, unknown>) => string;
-  private readonly verifySignature: (token: string) => { header: Record<string, unknown>; payload: Record<string, unknown> };
+type Signer = (payload: Record<string, unknown>) => string;
+type Verifier = (token: string) => { header: Record<string, unknown>; payload: Record<string, unknown> };
 
-  constructor(private readonly opts: TokenServiceOptions) {
-    this.sign = createSigner({
-      key: opts.keys.signKey,
-      algorithm: opts.keys.algorithm,
-      kid: opts.keys.kid,
-      header: { alg: opts.keys.algorithm, typ: 'at+jwt' },
-    });
-    this.verifySignature = createVerifier({
-      key: opts.keys.verifyKey,
-      algorithms: [opts.keys.algorithm],
+/** The kid of a token's header, read before any key is chosen (undefined when there is none to read). */
+function headerKid(token: string): unknown {
+  try {
+    const header = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8')) as unknown;
+    return header !== null && typeof header === 'object' ? (header as { kid?: unknown }).kid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export class TokenService {
+  // One signer and one verifier per key, made when first needed (a reloaded ring brings new key objects).
+  private readonly signers = new WeakMap<SigningKey, Signer>();
+  private readonly verifiers = new WeakMap<SigningKey, Verifier>();
+
+  constructor(private readonly opts: TokenServiceOptions) {}
+
+  get keys(): KeyRing {
+    return this.opts.keys;
+  }
+
+  private signerOf(key: SigningKey): Signer {
+    let sign = this.signers.get(key);
+    if (!sign) {
+      sign = createSigner({ key: key.signKey, algorithm: key.algorithm, kid: key.kid, header: { alg: key.algorithm, typ: 'at+jwt' } });
+      this.signers.set(key, sign);
+    }
+    return sign;
+  }
+
+  private verifierOf(key: SigningKey): Verifier {
+    let verify = this.verifiers.get(key);
+    if (!verify) {
+      verify = this.createVerifier(key);
+      this.verifiers.set(key, verify);
+    }
+    return verify;
+  }
+
+  private createVerifier(key: SigningKey): Verifier {
+    const opts = this.opts;
+    return createVerifier({
+      key: key.verifyKey,
+      // The key's own algorithm, and no other.
+      algorithms: [key.algorithm],
       checkTyp: 'at+jwt',
       allowedIss: opts.issuer,
       allowedAud: opts.audience,
@@ -126,7 +161,7 @@ export class TokenService {
     const exp = iat + this.opts.accessTtlSeconds;
     const jti = randomUUID();
     // iat and exp come from our clock (fast-jwt keeps a payload iat as given).
-    const token = this.sign({
+    const token = this.signerOf(this.opts.keys.signer(this.opts.clock.now()))({
       iss: this.opts.issuer,
       aud: this.opts.audience,
       sub: claims.sub,
@@ -147,15 +182,16 @@ export class TokenService {
   verify(token: string, opts: { ignoreExpiration?: boolean } = {}): AccessClaims {
     if (token.length > MAX_TOKEN_BYTES) throw new InvalidTokenError('The access token is too large');
     if (!canonicalSegments(token)) throw new InvalidTokenError('The access token is invalid');
+    const key = this.opts.keys.find(headerKid(token), this.opts.clock.now());
+    if (!key) throw new InvalidTokenError('The access token names no key of ours');
     let decoded;
     try {
-      decoded = this.verifySignature(token);
+      decoded = this.verifierOf(key)(token);
     } catch {
       throw new InvalidTokenError('The access token is invalid');
     }
     const { header, payload } = decoded;
     if (Object.keys(header).some((k) => !HEADER_MEMBERS.has(k))) throw new InvalidTokenError('The access token header has a member it must not have');
-    if (header.kid !== this.opts.keys.kid) throw new InvalidTokenError('The access token names no key of ours');
     const claims = payload as unknown as AccessClaims;
     if (
       // Ids are ours, so UUIDs: anything else names nothing (and would reach PostgreSQL as a bad cast).
