@@ -11,6 +11,7 @@ import { ChangeFeed } from './change-feed.js';
 import { LocalBus, PgBus, RedisBus, type EventBus } from './event-bus.js';
 import { Grants } from './grants.js';
 import { loadSigningKeys, type SigningKeys } from './keys.js';
+import { LegacyTokens } from './legacy-tokens.js';
 import { LogThrottle, repeated } from './log-throttle.js';
 import type { ResolvedOptions } from './options.js';
 import { PasswordHasher } from './passwords.js';
@@ -30,6 +31,8 @@ export interface AuthCore {
   scopes: ScopeRules;
   hasher: PasswordHasher;
   tokens: TokenService;
+  /** Tokens of the app being moved from, while their window lasts (legacy-tokens.ts). */
+  legacyTokens: LegacyTokens | undefined;
   bus: EventBus;
   /** The PostgreSQL change feed (server only; none on the embedded database, where one process is all). */
   feed: ChangeFeed | undefined;
@@ -85,7 +88,12 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     leewaySeconds: options.leewaySeconds,
     clientId: options.clientId,
     clock,
+    profile: options.tokenProfile,
   });
+  const legacyTokens =
+    options.legacySecretKey && options.legacyTokensUntil
+      ? new LegacyTokens({ secretKey: options.legacySecretKey, untilMs: Date.parse(options.legacyTokensUntil), leewaySeconds: options.leewaySeconds, clock, log })
+      : undefined;
   const bus = createBus(options, db, warn);
   const redis = bus instanceof RedisBus ? bus.pub : undefined;
   const storeError = (err: unknown) => warn('PostgreSQL did not answer a security check: answering 503', err);
@@ -139,6 +147,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     scopes,
     hasher,
     tokens,
+    legacyTokens,
     bus,
     feed,
     revocations,
@@ -160,6 +169,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       revocations.start();
       limits.start();
       audit.start();
+      legacyTokens?.start();
       sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [() => sessions.housekeep(), () => audit.prune()]);
     },
     async close() {
@@ -168,6 +178,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       // Before the database closes: no event is lost on a clean shutdown.
       await audit.close();
       revocations.stop();
+      legacyTokens?.stop();
       limits.stop();
       await bus.close();
       await hasher.close();

@@ -10,12 +10,15 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { isUuid } from './ids.js';
 import type { SigningKeys } from './keys.js';
+import { normalizeProfile, profileClaims, type TokenProfile } from './token-profiles.js';
 
 export const MAX_TOKEN_BYTES = 8 * 1024;
 
 export interface AccessClaims {
   iss: string;
-  aud: string;
+  /** Absent from tokens of the fastapi profile (token-profiles.ts). */
+  aud?: string;
+  /** The user's id, whichever profile the token was issued in. */
   sub: string;
   exp: number;
   iat: number;
@@ -82,6 +85,8 @@ export interface TokenServiceOptions {
   /** RFC 9068 client_id of the tokens we issue (our first-party, public clients). */
   clientId: string;
   clock: Clock;
+  /** The shape of issued tokens (token-profiles.ts); both are accepted. */
+  profile?: TokenProfile;
 }
 
 export class TokenService {
@@ -101,7 +106,8 @@ export class TokenService {
       checkTyp: 'at+jwt',
       allowedIss: opts.issuer,
       allowedAud: opts.audience,
-      requiredClaims: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid', 'scope'],
+      // aud is checked when present; normalizeProfile requires it unless the token is the fastapi shape.
+      requiredClaims: ['iss', 'sub', 'exp', 'iat', 'jti', 'sid', 'scope'],
       complete: true,
       // exp/nbf are checked below against the movable clock; the cache keeps
       // the signature work, never a decision about time.
@@ -128,8 +134,7 @@ export class TokenService {
     // iat and exp come from our clock (fast-jwt keeps a payload iat as given).
     const token = this.sign({
       iss: this.opts.issuer,
-      aud: this.opts.audience,
-      sub: claims.sub,
+      ...profileClaims(this.opts.profile ?? 'rfc9068', this.opts.audience, { id: claims.sub, username: claims.username }, claims.scope),
       exp,
       iat,
       jti,
@@ -156,8 +161,9 @@ export class TokenService {
     const { header, payload } = decoded;
     if (Object.keys(header).some((k) => !HEADER_MEMBERS.has(k))) throw new InvalidTokenError('The access token header has a member it must not have');
     if (header.kid !== this.opts.keys.kid) throw new InvalidTokenError('The access token names no key of ours');
-    const claims = payload as unknown as AccessClaims;
+    const claims = normalizeProfile(payload) as unknown as AccessClaims | undefined;
     if (
+      !claims ||
       // Ids are ours, so UUIDs: anything else names nothing (and would reach PostgreSQL as a bad cast).
       !isUuid(claims.sub) ||
       !isUuid(claims.sid) ||
