@@ -1,10 +1,7 @@
 // `npm run cli -- set-role USER admin|user`: the real CLI process, and a
 // running node that hears of the change (LISTEN/NOTIFY or Redis).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { describe, test } from 'node:test';
 import {
   busesHealthy,
@@ -20,39 +17,10 @@ import {
   TEST_SECRET,
   uniqueName,
 } from './helpers.js';
-import { ROOT, tempDir } from './process-helpers.js';
+import { runCli as runCliProcess, tempDir } from './process-helpers.js';
 
-const TSX_LOADER = pathToFileURL(join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
-const CLI = join(ROOT, 'src', 'cli.ts');
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs src/cli.ts with only the environment given; kills it (by pid) after a minute. */
-function runCli(args: string[], env: Record<string, string>, input?: string): Promise<CliResult> {
-  const cwd = tempDir('gatehouse-cli-');
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, CLI, ...args], {
-    cwd,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cwd, NODE_ENV: 'test', SECRET_KEY: TEST_SECRET, LOG_LEVEL: 'silent', ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  child.stdin.end(input ?? '');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) => {
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      rmSync(cwd, { recursive: true, force: true });
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** src/cli.ts as a real process, keyed like the service's tests. */
+const runCli = (args: string[], env: Record<string, string>, input?: string) => runCliProcess(args, { SECRET_KEY: TEST_SECRET, ...env }, input);
 
 describe('cli set-role', () => {
   test('on the embedded database: promote, repeat, refuse to demote the last admin, usage errors', async () => {

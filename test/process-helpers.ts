@@ -2,7 +2,7 @@
 // temporary directory, with an environment that holds only what a test
 // gives it: no DATABASE_URL, REDIS_URL or NODE_ENV leaks in from the runner.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,4 +76,35 @@ export async function waitUntilUp(url: string, proc: ServerProcess, timeoutMs = 
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`server did not come up (ended=${ended}): ${proc.stderr()} ${proc.stdout().slice(-2000)}`);
+}
+
+const CLI = join(ROOT, 'src', 'cli.ts');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs src/cli.ts in a clean temporary directory with only the environment given; kills it (by pid) after `timeoutMs`. */
+export function runCli(args: string[], env: Record<string, string>, input?: string, timeoutMs = 60_000): Promise<CliResult> {
+  const cwd = tempDir('gatehouse-cli-');
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, CLI, ...args], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cwd, NODE_ENV: 'test', LOG_LEVEL: 'silent', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdin.end(input ?? '');
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolve) => {
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      rmSync(cwd, { recursive: true, force: true });
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
