@@ -179,20 +179,18 @@ export class UsersRepository {
    */
   async insertMany(rows: readonly ImportedUser[]): Promise<Set<string>> {
     if (rows.length === 0) return new Set();
+    // One JSON parameter (JSON.stringify is native and fast; array parameters are escaped element by element).
     const r = await this.db.query<{ username: string }>(
       `INSERT INTO users (id, username, email, full_name, password_hash, role, disabled, created_at, updated_at)
-       SELECT id, username, email, full_name, password_hash, 'user', disabled, $7, $7
-       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[])
-         AS t(id, username, email, full_name, password_hash, disabled)
+       SELECT id, username, email, full_name, password_hash, 'user', disabled, $2, $2
+       FROM json_to_recordset($1::json)
+         AS t(id uuid, username text, email text, full_name text, password_hash text, disabled boolean)
        ON CONFLICT DO NOTHING
        RETURNING username`,
       [
-        rows.map(() => randomUUID()),
-        rows.map((u) => u.username),
-        rows.map((u) => u.email),
-        rows.map((u) => u.fullName),
-        rows.map((u) => u.passwordHash),
-        rows.map((u) => u.disabled),
+        JSON.stringify(
+          rows.map((u) => ({ id: randomUUID(), username: u.username, email: u.email, full_name: u.fullName, password_hash: u.passwordHash, disabled: u.disabled })),
+        ),
         this.now(),
       ],
     );

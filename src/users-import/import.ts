@@ -38,12 +38,11 @@ export async function importUsers(users: Pick<UsersRepository, 'insertMany' | 't
   const started = Date.now();
   let lastProgress = started;
   let batch: Pending[] = [];
+  /** The batch being stored while the next one is read (one at a time: the file waits for the database). */
+  let storing: Promise<void> = Promise.resolve();
   const unknownColumns = new Set<string>();
 
-  const flush = async () => {
-    if (batch.length === 0) return;
-    const rows = batch;
-    batch = [];
+  const store = async (rows: Pending[]) => {
     const inserted = await users.insertMany(rows.map((p) => p.row));
     summary.imported += inserted.size;
     const skipped = rows.filter((p) => !inserted.has(p.row.username));
@@ -57,6 +56,14 @@ export async function importUsers(users: Pick<UsersRepository, 'insertMany' | 't
       const why = taken.usernames.has(p.row.username) ? `username ${p.row.username} already exists` : `email ${p.row.email} already exists`;
       out.report(`line ${p.line}: skipped: ${why}`);
     }
+  };
+  const flush = async () => {
+    await storing;
+    if (batch.length === 0) return;
+    storing = store(batch);
+    // Handled here so a failure is not an unhandled rejection while the next batch is read; awaiting it still throws.
+    storing.catch(() => {});
+    batch = [];
   };
 
   const progress = () => {
@@ -93,6 +100,7 @@ export async function importUsers(users: Pick<UsersRepository, 'insertMany' | 't
       progress();
     }
     await flush();
+    await storing;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (err instanceof SourceError) out.report(err.line ? `line ${err.line}: ${err.message}` : err.message);
@@ -100,6 +108,7 @@ export async function importUsers(users: Pick<UsersRepository, 'insertMany' | 't
     else throw err;
     // What was read before the problem is stored; a second run after fixing the file skips it.
     await flush();
+    await storing;
     summary.failed = true;
   }
   return summary;
