@@ -114,19 +114,36 @@ for (const backend of backends()) {
       assertInvalidToken(await app.http.get('/users/me', noSub), 'no sub');
     });
 
-    test('logout with a legacy token revokes that token (it has no session); the user’s Gatehouse sessions follow the scope', async () => {
+    test('logout with a legacy token revokes that token (it has no session); ending all sessions ends every legacy token', async () => {
       const v = await registerAndLogin(app.http);
-      const t1 = tutorialToken(v.username, now() + 600);
-      const t2 = tutorialToken(v.username, now() + 601);
+      const [t1, t2, t3] = [600, 601, 602].map((s) => tutorialToken(v.username, now() + s)) as [string, string, string];
       assert.equal((await app.http.request('POST', '/auth/logout', { token: t1 })).status, 204);
       assertInvalidToken(await app.http.get('/users/me', t1), 'logged out');
       assert.equal((await app.http.get('/users/me', t2)).status, 200, 'another legacy token is not that one');
       assert.equal((await app.http.get('/users/me', v.access)).status, 200, 'local: the Gatehouse session lives');
+      // others, from a legacy token: the caller keeps working, the Gatehouse sessions end.
+      assert.equal((await app.http.request('POST', '/auth/logout?scope=others', { token: t2 })).status, 204);
+      assert.equal((await app.http.get('/users/me', t2)).status, 200, 'others: the caller lives');
+      assertInvalidToken(await app.http.get('/users/me', v.access), 'others: the Gatehouse session');
       assert.equal((await app.http.request('POST', '/auth/logout?scope=global', { token: t2 })).status, 204);
-      assertInvalidToken(await app.http.get('/users/me', t2), 'global: the legacy token');
-      assertInvalidToken(await app.http.get('/users/me', v.access), 'global: every Gatehouse session');
-      const sessions = await app.http.get('/users/me/sessions', (await login(app.http, v.username)).access);
-      assert.equal(sessions.status, 200);
+      assertInvalidToken(await app.http.get('/users/me', t2), 'global: the legacy token used');
+      assertInvalidToken(await app.http.get('/users/me', t3), 'global: every other legacy token of the user');
+      // Another user's legacy tokens are untouched.
+      assert.equal((await app.http.get('/users/me', tutorialToken(u.username, now() + 600))).status, 200);
+    });
+
+    test('a password change (from a Gatehouse token) ends the user’s legacy tokens; logout others too', async () => {
+      const v = await registerAndLogin(app.http);
+      const t = tutorialToken(v.username, now() + 600);
+      assert.equal((await app.http.get('/users/me', t)).status, 200);
+      const r = await app.http.put('/users/me/password', { current_password: v.password, new_password: 'quartz-Meadow-93-lantern' }, v.access);
+      assert.equal(r.status, 204, r.text);
+      assertInvalidToken(await app.http.get('/users/me', t), 'after the password change');
+      const w = await registerAndLogin(app.http);
+      const tw = tutorialToken(w.username, now() + 600);
+      assert.equal((await app.http.request('POST', '/auth/logout?scope=others', { token: w.access })).status, 204);
+      assertInvalidToken(await app.http.get('/users/me', tw), 'others from a Gatehouse token');
+      assert.equal((await app.http.get('/users/me', w.access)).status, 200);
     });
 
     test('every use is counted in the logs: first use per user, then a count line', async () => {

@@ -124,6 +124,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       log.warn({ event: 'refresh_token_reuse', code: 'refresh_token_reused', userId, sessionId, ip: meta.ip }, 'refresh token reuse detected: session revoked');
       audit.record({ type: 'refresh_reuse', userId, sessionId, meta });
     },
+    onUserSessionsEnded: async (userId, keep) => legacyTokens?.revokeUser(userId, keep, revocations),
   });
   const limits = new AuthRateLimits(options.limits, { redis, redisPrefix: options.redisPrefix, db });
   const hasher = new PasswordHasher(options.hashing.concurrency, options.hashing.queueMax);

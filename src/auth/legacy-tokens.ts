@@ -11,11 +11,13 @@
 // Gatehouse token that fails our checks is never read again as a legacy one.
 //
 // Revocation: a legacy token has no session. Its `jti` here is a UUID
-// derived from the token itself, so logout (any scope) and RFC 7009-style
-// denylisting revoke that token on every node until it expires; the user's
-// other legacy tokens are not sessions and are not ended by logout: disable
-// the user, or end the window. Every use is counted in the logs (a line a
-// minute, and each user's first use) so the team can see when to end it.
+// derived from the token itself, so logout revokes that token on every node
+// until it expires. Whatever ends all of a user's sessions (logout global,
+// a password change) ends all of the user's legacy tokens too, through a
+// per-user denylist entry kept until the window closes (revokeUser); a
+// disabled user is refused at once. Every use is counted in the logs (a
+// line a minute, and each user's first use) so the team can see when to
+// end the window.
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { createVerifier } from 'fast-jwt';
@@ -60,11 +62,15 @@ function decodeHeader(token: string): Record<string, unknown> | undefined {
   }
 }
 
-/** A UUID that names this token (for the denylist and its events, which carry UUIDs). */
-function tokenId(token: string): string {
-  const h = createHash('sha256').update('gatehouse-legacy-token\0').update(token).digest('hex');
+/** A UUID naming `what` (the denylist and its events carry UUIDs). */
+function uuidOf(label: string, what: string): string {
+  const h = createHash('sha256').update(label).update('\0').update(what).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
+/** The denylist key of one legacy token. */
+const tokenId = (token: string) => uuidOf('gatehouse-legacy-token', token);
+/** The denylist key of every legacy token of a user. */
+const userKey = (userId: string) => uuidOf('gatehouse-legacy-user', userId);
 
 export class LegacyTokens {
   private readonly verifySignature: (token: string) => { header: Record<string, unknown>; payload: Record<string, unknown> };
@@ -139,6 +145,7 @@ export class LegacyTokens {
       user = userId ? await core.userStates.get(userId) : undefined;
     }
     if (!userId || !user || !user.exists || user.disabled || !user.profile) throw invalidToken('The user is disabled or no longer exists');
+    if (await core.revocations.isRevoked(userKey(userId), NO_SESSION)) throw invalidToken('The access token has been revoked');
     this.count(userId, user.username);
     return {
       userId,
@@ -151,6 +158,18 @@ export class LegacyTokens {
       exp,
       profile: user.profile,
     };
+  }
+
+  /**
+   * Ends every legacy token of the user, on every node, until the window
+   * closes: called whenever all of a user's sessions end (logout global,
+   * password change, and the like). Not for "every session but the caller's"
+   * when the caller is a legacy token (`keep` = NO_SESSION): that would end
+   * the caller too.
+   */
+  async revokeUser(userId: string, keep: string | undefined, revocations: Pick<Revocations, 'revokeAccessToken'>): Promise<void> {
+    if (keep === NO_SESSION || this.opts.clock.now() >= this.opts.untilMs) return;
+    await revocations.revokeAccessToken(userKey(userId), Math.ceil(this.opts.untilMs / 1000));
   }
 
   private async userIdOf(login: string, core: LegacyCore, fresh: boolean): Promise<string | undefined> {
