@@ -80,11 +80,12 @@ describe('import-users', () => {
             ['frank', 'frank@example.com', '', TUTORIAL_HASH, 'maybe', '9'], // line 11
             ['grace', 'JohnDoe@Example.com', '', TUTORIAL_HASH, '0', '10'], // line 12: email taken (case)
             ['short', 'row'], // line 13
+            ['CAROL', 'carol2@example.com', '', TUTORIAL_HASH, '0', '11'], // line 14: carol again, in the same batch
           ]),
         );
         const first = await run(file);
         assert.equal(first.code, 1, first.stderr);
-        assert.equal(first.stdout.trim(), 'imported 5, skipped 1, bad 5', first.stderr);
+        assert.equal(first.stdout.trim(), 'imported 5, skipped 2, bad 5', first.stderr);
         const lines = first.stderr.split('\n');
         for (const [n, why] of [
           [5, /username must be 3–32/],
@@ -96,12 +97,13 @@ describe('import-users', () => {
           assert.ok(lines.some((l) => l.startsWith(`line ${n}: bad: `) && why.test(l)), `line ${n}: ${first.stderr}`);
         }
         assert.ok(lines.some((l) => /^line 12: skipped: email JohnDoe@Example.com already exists/.test(l)), first.stderr);
+        assert.ok(lines.includes('line 14: skipped: username carol already exists'), first.stderr);
         assert.ok(!first.stderr.includes(TUTORIAL_HASH.slice(7)) && !first.stderr.includes(argonHash.slice(-20)), 'no hash echoed');
         assert.ok(!first.stderr.includes('secret'), 'no password echoed');
 
         const second = await run(file);
         assert.equal(second.code, 1);
-        assert.equal(second.stdout.trim(), 'imported 0, skipped 6, bad 5');
+        assert.equal(second.stdout.trim(), 'imported 0, skipped 7, bad 5');
         assert.ok(second.stderr.includes('line 2: skipped: username johndoe already exists'), second.stderr);
         assert.ok(second.stderr.includes('line 3: skipped: username alice already exists'), second.stderr);
       });

@@ -176,6 +176,8 @@ export class UsersRepository {
    * registration (ON CONFLICT DO NOTHING): running an import twice inserts
    * nothing twice. New ids are in no node's cache: nothing to announce.
    * Returns the usernames inserted.
+   * TODO(issue 12): with users.email_verified, insert ImportRow.emailVerified
+   * (users-import/rows.ts; true unless the file says false).
    */
   async insertMany(rows: readonly ImportedUser[]): Promise<Set<string>> {
     if (rows.length === 0) return new Set();

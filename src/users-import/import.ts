@@ -41,11 +41,13 @@ export async function importUsers(users: Pick<UsersRepository, 'insertMany' | 't
   /** The batch being stored while the next one is read (one at a time: the file waits for the database). */
   let storing: Promise<void> = Promise.resolve();
   const unknownColumns = new Set<string>();
+  let read = 0;
 
   const store = async (rows: Pending[]) => {
     const inserted = await users.insertMany(rows.map((p) => p.row));
     summary.imported += inserted.size;
-    const skipped = rows.filter((p) => !inserted.has(p.row.username));
+    // Each name inserted stands for the first row that carries it (a later one in the same batch was skipped).
+    const skipped = rows.filter((p) => !inserted.delete(p.row.username));
     if (skipped.length === 0) return;
     const taken = await users.taken(
       skipped.map((p) => p.row.username),
@@ -70,14 +72,14 @@ export async function importUsers(users: Pick<UsersRepository, 'insertMany' | 't
     const now = Date.now();
     if (!out.progress || now - lastProgress < PROGRESS_MS) return;
     lastProgress = now;
-    const done = summary.imported + summary.skipped + summary.bad + batch.length;
-    const rate = Math.round(done / ((now - started) / 1000));
-    out.progress(`${done} rows read: ${summary.imported} imported, ${summary.skipped} skipped, ${summary.bad} bad (${rate} rows/s)`);
+    const rate = Math.round(read / ((now - started) / 1000));
+    out.progress(`${read} rows read: ${summary.imported} imported, ${summary.skipped} skipped, ${summary.bad} bad (${rate} rows/s)`);
   };
 
   try {
     const source = await openSource(path);
     for await (const { line, fields } of source.records) {
+      read++;
       if (typeof fields === 'string') {
         summary.bad++;
         out.report(`line ${line}: bad: the row ${fields}`);
