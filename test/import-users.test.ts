@@ -6,12 +6,14 @@
 // then the service signs them in with "secret" and upgrades the hash.
 import { hash as argon2Hash } from '@node-rs/argon2';
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { openPglite } from '../src/db/client.js';
 import { backends, openTestDatabase, startApp, TEST_SECRET, type TestApp, type TestDatabase } from './helpers.js';
-import { runCli, tempDir } from './process-helpers.js';
+import { ROOT, runCli, tempDir } from './process-helpers.js';
 
 /** The tutorial's fake_users_db hash of "secret" (passlib, bcrypt $2b$, cost 12). */
 const TUTORIAL_HASH = '$2b$12$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW';
@@ -100,6 +102,7 @@ describe('import-users', () => {
         assert.ok(lines.includes('line 14: skipped: username carol already exists'), first.stderr);
         assert.ok(!first.stderr.includes(TUTORIAL_HASH.slice(7)) && !first.stderr.includes(argonHash.slice(-20)), 'no hash echoed');
         assert.ok(!first.stderr.includes('secret'), 'no password echoed');
+        assert.ok(!first.stderr.includes('\r'), 'no progress line when stderr is not a terminal');
 
         const second = await run(file);
         assert.equal(second.code, 1);
@@ -180,4 +183,29 @@ describe('import-users', () => {
       });
     });
   }
+
+  test('on a terminal, a progress line that rewrites itself, then the summary', { skip: existsSync('/usr/bin/script') ? false : 'needs script(1) from util-linux for a pseudo-terminal' }, async () => {
+    const dataDir = tempDir('gatehouse-import-tty-');
+    const file = join(dir, 'many.csv');
+    const rows = ['username,email,hashed_password'];
+    for (let i = 0; i < 30_000; i++) rows.push(`tty${i},tty${i}@example.com,${TUTORIAL_HASH}`);
+    writeFileSync(file, rows.join('\n') + '\n');
+    try {
+      const cli = join(ROOT, 'src', 'cli.ts');
+      const loader = pathToFileURL(join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+      // script(1) runs the CLI on a pseudo-terminal; its output comes back on stdout.
+      const r = spawnSync('/usr/bin/script', ['-qec', `${process.execPath} --import ${loader} ${cli} import-users ${file}`, '/dev/null'], {
+        env: { PATH: process.env.PATH, NODE_ENV: 'test', SECRET_KEY: TEST_SECRET, DATA_DIR: dataDir, LOG_LEVEL: 'silent' },
+        encoding: 'utf8',
+        timeout: 180_000,
+      });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      // Each progress line starts by going back and erasing the line (CR, ESC [K).
+      const lines = r.stdout.split('\r\u001b[K');
+      assert.ok(lines.some((l) => /^\d+ rows read: \d+ imported, 0 skipped, 0 bad \(\d+ rows\/s\)$/.test(l)), JSON.stringify(r.stdout.slice(0, 500)));
+      assert.match(lines.at(-1)!, /^imported 30000, skipped 0, bad 0\r?\n/);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });
