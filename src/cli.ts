@@ -6,6 +6,8 @@
 //   set-role USER admin|user
 //       USER is a username or an email; running nodes are told (NOTIFY / Redis)
 //   rotate-keys     a new signing key: published now, signs after KEY_PUBLISH_DELAY_SECONDS
+//   import-users FILE
+//       users from a JSON array or a CSV file with a header (src/users-import/)
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -22,10 +24,12 @@ import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { authMigrations } from './auth/migrations.js';
 import { blogMigrations } from './posts/migrations.js';
+import { importUsersCommand } from './users-import/cli.js';
 
 export class CliError extends Error {}
 
-type Command = (args: string[]) => Promise<void>;
+/** Resolves with the exit status when it is not 0. */
+type Command = (args: string[]) => Promise<void | number>;
 
 async function withDatabase<T>(config: Config, fn: (db: Database) => Promise<T>): Promise<T> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
@@ -134,6 +138,12 @@ const commands: Record<string, Command> = {
     process.stdout.write(`created ${user.role} ${user.username} (${user.id})\n`);
   },
 
+  async 'import-users'(args) {
+    const { positionals } = parseArgs({ args, options: {}, allowPositionals: true, strict: true });
+    if (positionals.length !== 1) throw new CliError('usage: import-users FILE   (a JSON array of objects, or CSV with a header row)');
+    return withDatabase(loadConfig(), (db) => importUsersCommand(db, positionals[0]!));
+  },
+
   async 'set-role'(args) {
     const { positionals } = parseArgs({ args, options: {}, allowPositionals: true, strict: true });
     const [login, role] = positionals;
@@ -186,8 +196,7 @@ export async function runCli(argv: string[]): Promise<number> {
   }
   try {
     loadDotEnv();
-    await command(args);
-    return 0;
+    return (await command(args)) ?? 0;
   } catch (err) {
     // One line, never a stack trace.
     const prefix = err instanceof ConfigError ? 'configuration error: ' : '';

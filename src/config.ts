@@ -10,6 +10,8 @@ import { join, resolve } from 'node:path';
 import Type, { type Static, type TSchema } from 'typebox';
 import Value from 'typebox/value';
 import { ALGORITHMS, privateKeyProblem, type JwtAlgorithm } from './auth/algorithms.js';
+import { isIsoInstant } from './auth/options.js';
+import { TOKEN_PROFILES, type TokenProfile } from './auth/token-profiles.js';
 
 export interface Config {
   nodeEnv: 'production' | 'development' | 'test';
@@ -30,6 +32,12 @@ export interface Config {
   jwtIssuer: string;
   jwtAudience: string;
   jwtLeewaySeconds: number;
+  /** Shape of issued access tokens: rfc9068, or fastapi for the tutorials' resource servers. */
+  tokenProfile: TokenProfile;
+  /** HS256 key of the FastAPI app being moved from (its tokens accepted until legacyTokensUntil). */
+  legacySecretKey: string | undefined;
+  /** ISO 8601 instant ending the legacy token window. */
+  legacyTokensUntil: string | undefined;
   databaseUrl: string | undefined;
   dataDir: string;
   redisUrl: string | undefined;
@@ -120,6 +128,15 @@ export const ENV = Type.Object({
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1, description: '`iss` of issued tokens, checked on every request; default: PUBLIC_URL (what RFC 8414 discovery expects)' })),
   JWT_AUDIENCE: Type.String({ default: 'gatehouse', description: '`aud` of issued tokens, checked on every request' }),
   JWT_LEEWAY_SECONDS: int(30, 0, 300, 'clock skew allowed on exp / nbf / iat'),
+  TOKEN_PROFILE: oneOf(TOKEN_PROFILES, { default: 'rfc9068', description: '`fastapi`: access tokens a FastAPI tutorial resource server accepts unchanged (sub = username, uid, scopes, no aud)' }),
+  LEGACY_SECRET_KEY: Type.Optional(Type.String({ description: "the FastAPI app's SECRET_KEY: its HS256 tokens are accepted until LEGACY_TOKENS_UNTIL" })),
+  LEGACY_TOKENS_UNTIL: Type.Optional(
+    Type.Refine(
+      Type.String({ description: 'ISO 8601 instant after which legacy tokens are refused' }),
+      (v) => isIsoInstant(v),
+      (v) => `must be an ISO 8601 date or date-time with a time zone, like 2026-03-01T00:00:00Z (got "${v}")`,
+    ),
+  ),
   DATABASE_URL: url(['postgres:', 'postgresql:'], 'PostgreSQL server; unset: embedded PGlite under DATA_DIR'),
   DATA_DIR: Type.String({ default: './data', description: 'embedded database and development keys' }),
   REDIS_URL: url(['redis:', 'rediss:'], 'shared rate limits and cross-node events; unset: in-process'),
@@ -260,6 +277,10 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     secretKeyGenerated = true;
   }
 
+  if (!env.LEGACY_SECRET_KEY !== !env.LEGACY_TOKENS_UNTIL) {
+    throw new ConfigError(env.LEGACY_SECRET_KEY ? 'LEGACY_TOKENS_UNTIL' : 'LEGACY_SECRET_KEY', 'is required with the other: legacy tokens need both a key and the end of their window');
+  }
+
   const workers = env.WORKERS === 'auto' ? availableParallelism() : env.WORKERS;
   if (workers > 1 && !env.DATABASE_URL) {
     throw new ConfigError('WORKERS', 'must be 1 with the embedded database (set DATABASE_URL to run several workers)');
@@ -281,6 +302,9 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     jwtIssuer: env.JWT_ISSUER ?? publicUrlOf(env.PUBLIC_URL, env.HOST, env.PORT),
     jwtAudience: env.JWT_AUDIENCE,
     jwtLeewaySeconds: env.JWT_LEEWAY_SECONDS,
+    tokenProfile: env.TOKEN_PROFILE,
+    legacySecretKey: env.LEGACY_SECRET_KEY,
+    legacyTokensUntil: env.LEGACY_TOKENS_UNTIL,
     databaseUrl: env.DATABASE_URL,
     dataDir,
     redisUrl: env.REDIS_URL,

@@ -80,14 +80,15 @@ export async function waitUntilUp(url: string, proc: ServerProcess, timeoutMs = 
   throw new Error(`server did not come up (ended=${ended}): ${proc.stderr()} ${proc.stdout().slice(-2000)}`);
 }
 
+
 export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
 }
 
-/** Runs src/cli.ts (`npm run cli -- …`) with only the environment given; kills it (by pid) after a minute. */
-export function runCli(args: string[], env: Record<string, string>, input?: string): Promise<CliResult> {
+/** Runs src/cli.ts (`npm run cli -- …`) with only the environment given; kills it (by pid) after `timeoutMs`. */
+export function runCli(args: string[], env: Record<string, string>, input?: string, timeoutMs = 60_000): Promise<CliResult> {
   const cwd = tempDir('gatehouse-cli-');
   const child = spawn(process.execPath, ['--import', TSX_LOADER, CLI, ...args], {
     cwd,
@@ -99,7 +100,7 @@ export function runCli(args: string[], env: Record<string, string>, input?: stri
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   child.stdin.end(input ?? '');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   return new Promise((resolve) => {
     child.on('close', (code) => {
       clearTimeout(timer);

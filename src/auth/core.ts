@@ -13,6 +13,7 @@ import { Grants } from './grants.js';
 import { KeyRing } from './key-ring.js';
 import { KeyFollower, KeyStore } from './key-store.js';
 import { configuredKeys, legacyDevelopmentKey } from './keys.js';
+import { LegacyTokens } from './legacy-tokens.js';
 import { LogThrottle, repeated } from './log-throttle.js';
 import { MfaChallenges } from './mfa-challenge.js';
 import type { ResolvedOptions } from './options.js';
@@ -40,6 +41,8 @@ export interface AuthCore {
   scopes: ScopeRules;
   hasher: PasswordHasher;
   tokens: TokenService;
+  /** Tokens of the app being moved from, while their window lasts (legacy-tokens.ts). */
+  legacyTokens: LegacyTokens | undefined;
   bus: EventBus;
   /** The PostgreSQL change feed (server only; none on the embedded database, where one process is all). */
   feed: ChangeFeed | undefined;
@@ -113,7 +116,12 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     leewaySeconds: options.leewaySeconds,
     clientId: options.clientId,
     clock,
+    profile: options.tokenProfile,
   });
+  const legacyTokens =
+    options.legacySecretKey && options.legacyTokensUntil
+      ? new LegacyTokens({ secretKey: options.legacySecretKey, untilMs: Date.parse(options.legacyTokensUntil), leewaySeconds: options.leewaySeconds, clock, log })
+      : undefined;
   const bus = createBus(options, db, warn);
   const redis = bus instanceof RedisBus ? bus.pub : undefined;
   const keyFollower = keyStore && new KeyFollower(keyStore, keys, bus, clock, warn);
@@ -146,6 +154,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       log.warn({ event: 'refresh_token_reuse', code: 'refresh_token_reused', userId, sessionId, ip: meta.ip }, 'refresh token reuse detected: session revoked');
       audit.record({ type: 'refresh_reuse', userId, sessionId, meta });
     },
+    onUserSessionsEnded: async (userId, keep) => legacyTokens?.revokeUser(userId, keep, revocations),
   });
   const limits = new AuthRateLimits(options.limits, { redis, redisPrefix: options.redisPrefix, db });
   const hasher = new PasswordHasher(options.hashing.concurrency, options.hashing.queueMax);
@@ -178,6 +187,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     scopes,
     hasher,
     tokens,
+    legacyTokens,
     bus,
     feed,
     revocations,
@@ -203,6 +213,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       revocations.start();
       limits.start();
       audit.start();
+      legacyTokens?.start();
       keyFollower?.start();
       const pruneKeys = keyFollower ? [() => keyFollower.prune()] : [];
       sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [() => sessions.housekeep(), () => audit.prune(), () => challenges.housekeep(), ...pruneKeys]);
@@ -214,6 +225,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       await audit.close();
       revocations.stop();
       keyFollower?.stop();
+      legacyTokens?.stop();
       limits.stop();
       await bus.close();
       await hasher.close();

@@ -55,7 +55,7 @@ export function principalOf(request: FastifyRequest): Principal {
   return request.principal;
 }
 
-export type GuardCore = Pick<AuthCore, 'tokens' | 'revocations' | 'userStates' | 'scopes'>;
+export type GuardCore = Pick<AuthCore, 'tokens' | 'revocations' | 'userStates' | 'scopes' | 'users' | 'legacyTokens'>;
 
 /** Signature and claims only: throws the 401 AuthError. */
 export function verifyAccessToken(core: Pick<AuthCore, 'tokens'>, token: string) {
@@ -69,7 +69,14 @@ export function verifyAccessToken(core: Pick<AuthCore, 'tokens'>, token: string)
 
 /** Bearer token → principal, or a 401 AuthError. */
 export async function authenticate(core: GuardCore, token: string): Promise<Principal> {
-  const claims = verifyAccessToken(core, token);
+  let claims;
+  try {
+    claims = verifyAccessToken(core, token);
+  } catch (err) {
+    // Not one of ours: during the move, perhaps one of the previous app's (legacy-tokens.ts; the only caller).
+    if (core.legacyTokens?.applies(token)) return core.legacyTokens.authenticate(token, core);
+    throw err;
+  }
   if (await core.revocations.isRevoked(claims.jti, claims.sid)) throw invalidToken('The access token has been revoked');
   const user = await core.userStates.get(claims.sub);
   if (!user.exists || user.disabled || !user.profile) throw invalidToken('The user is disabled or no longer exists');

@@ -79,6 +79,12 @@ export const GatehouseOptionsSchema = Type.Object(
     /** `iss` of issued tokens and the RFC 8414 issuer; default: publicUrl. */
     issuer: Type.Optional(Type.String({ minLength: 1 })),
     audience: Type.String({ minLength: 1, default: 'gatehouse' }),
+    /** The shape of issued access tokens (token-profiles.ts): `fastapi` for resource servers written as the FastAPI tutorials teach. Both are accepted. */
+    tokenProfile: Type.Union([Type.Literal('rfc9068'), Type.Literal('fastapi')], { default: 'rfc9068' }),
+    /** The HS256 key of the app being moved from: its tokens are accepted (scopes of role user) until `legacyTokensUntil`. */
+    legacySecretKey: Type.Optional(Type.String({ minLength: 1 })),
+    /** ISO 8601 instant after which legacy tokens are refused (required with legacySecretKey). */
+    legacyTokensUntil: Type.Optional(Type.String({ minLength: 1 })),
     /** RFC 9068 `client_id` of issued tokens. */
     clientId: Type.String({ minLength: 1, default: 'gatehouse' }),
     accessTokenTtlSeconds: seconds(900, 60, DAY, 'access token lifetime'),
@@ -129,6 +135,14 @@ export type GatehouseOptions = Partial<Omit<Static<typeof GatehouseOptionsSchema
 
 export type ResolvedOptions = Static<typeof GatehouseOptionsSchema> & { issuer: string };
 
+/**
+ * An ISO 8601 instant: a date (midnight UTC) or a date-time with its time
+ * zone (without one, the window would move with the server's zone).
+ */
+export function isIsoInstant(s: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/i.test(s) && !Number.isNaN(Date.parse(s));
+}
+
 export class GatehouseOptionsError extends Error {
   constructor(problems: string[]) {
     super(`gatehouse: invalid options: ${problems.join('; ')}`);
@@ -148,6 +162,8 @@ export function resolveOptions(options: GatehouseOptions): ResolvedOptions {
   }
   if (filled.passwordPolicy.minLength > filled.passwordPolicy.maxLength) problems.push('/passwordPolicy minLength exceeds maxLength');
   if (filled.algorithm === 'HS256' && filled.privateKey) problems.push('/privateKey is set but the algorithm is HS256');
+  if (!filled.legacySecretKey !== !filled.legacyTokensUntil) problems.push('/legacySecretKey and /legacyTokensUntil go together');
+  if (filled.legacyTokensUntil && !isIsoInstant(filled.legacyTokensUntil)) problems.push('/legacyTokensUntil must be an ISO 8601 date, or date-time with a time zone');
   if (problems.length) throw new GatehouseOptionsError(problems);
   filled.publicUrl = filled.publicUrl.replace(/\/+$/, '');
   return { ...filled, issuer: filled.issuer ?? filled.publicUrl, database, redis, clock };

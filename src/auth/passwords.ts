@@ -22,6 +22,32 @@ export interface VerifyResult {
 const BCRYPT_RE = /^\$2[aby]\$(\d{2})\$[./A-Za-z0-9]{53}$/;
 const ARGON2_RE = /^\$argon2(id|i|d)\$v=(\d+)\$m=(\d+),t=(\d+),p=(\d+)\$/;
 
+/** Costs beyond these would tie a hashing thread up for seconds at every login of the account (or exhaust memory). */
+const MAX_BCRYPT_COST = 16;
+const MAX_ARGON2 = { memoryKib: 1024 * 1024, time: 16, parallelism: 16 };
+const ARGON2_FULL_RE = /^\$argon2(id|i|d)\$v=(\d+)\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]{11,}\$[A-Za-z0-9+/]{16,}$/;
+
+/**
+ * Why a hash brought from elsewhere (import-users) cannot be stored, or
+ * undefined: it must be one `verify` understands, at a cost a login can pay.
+ * Never quotes the hash.
+ */
+export function storedHashProblem(hash: string): string | undefined {
+  const bcrypt = BCRYPT_RE.exec(hash);
+  if (bcrypt) {
+    const cost = Number(bcrypt[1]);
+    if (cost < 4 || cost > MAX_BCRYPT_COST) return `bcrypt cost ${cost} is outside 4–${MAX_BCRYPT_COST}`;
+    return undefined;
+  }
+  const argon = ARGON2_FULL_RE.exec(hash);
+  if (argon) {
+    const [, , , m, t, p] = argon.map(Number);
+    if (m! > MAX_ARGON2.memoryKib || t! > MAX_ARGON2.time || p! > MAX_ARGON2.parallelism || t! < 1 || p! < 1) return 'argon2 parameters are out of bounds';
+    return undefined;
+  }
+  return 'is not a bcrypt ($2a$/$2b$/$2y$) or argon2 hash';
+}
+
 export class PasswordHasher {
   private readonly pool: ThreadPool<HashTask, string | boolean>;
   private readonly strength = new StrengthScorer();

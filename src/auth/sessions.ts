@@ -67,6 +67,8 @@ export interface SessionOptions {
   /** Prefix of every refresh token (default `ghr_`). */
   prefix?: string;
   onReuse: (info: { userId: string; sessionId: string; meta: SessionMeta }) => void;
+  /** After every "end the user's sessions" (logout global/others, password change…): what else ends with them (legacy tokens). */
+  onUserSessionsEnded?: (userId: string, keep: string | undefined) => Promise<void>;
 }
 
 // One description for every way a refresh token fails (the codes, which reach the logs, tell them apart).
@@ -288,9 +290,11 @@ export class Sessions {
 
   /** Ends every live session of the user, except `keep` if given. */
   async revokeUserSessions(userId: string, keep?: string): Promise<string[]> {
-    return keep
-      ? this.revokeWhere('user_id = $1 AND id <> $2', [userId, keep])
-      : this.revokeWhere('user_id = $1', [userId]);
+    const ended = keep
+      ? await this.revokeWhere('user_id = $1 AND id <> $2', [userId, keep])
+      : await this.revokeWhere('user_id = $1', [userId]);
+    await this.opts.onUserSessionsEnded?.(userId, keep);
+    return ended;
   }
 
   /**

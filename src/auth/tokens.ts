@@ -11,12 +11,15 @@ import type { Clock } from '../clock.js';
 import { isUuid } from './ids.js';
 import type { KeyRing } from './key-ring.js';
 import type { SigningKey } from './keys.js';
+import { normalizeProfile, profileClaims, type TokenProfile } from './token-profiles.js';
 
 export const MAX_TOKEN_BYTES = 8 * 1024;
 
 export interface AccessClaims {
   iss: string;
-  aud: string;
+  /** Absent from tokens of the fastapi profile (token-profiles.ts). */
+  aud?: string;
+  /** The user's id, whichever profile the token was issued in. */
   sub: string;
   exp: number;
   iat: number;
@@ -83,6 +86,8 @@ export interface TokenServiceOptions {
   /** RFC 9068 client_id of the tokens we issue (our first-party, public clients). */
   clientId: string;
   clock: Clock;
+  /** The shape of issued tokens (token-profiles.ts); both are accepted. */
+  profile?: TokenProfile;
 }
 
 type Signer = (payload: Record<string, unknown>) => string;
@@ -136,7 +141,8 @@ export class TokenService {
       checkTyp: 'at+jwt',
       allowedIss: opts.issuer,
       allowedAud: opts.audience,
-      requiredClaims: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid', 'scope'],
+      // aud is checked when present; normalizeProfile requires it unless the token is the fastapi shape.
+      requiredClaims: ['iss', 'sub', 'exp', 'iat', 'jti', 'sid', 'scope'],
       complete: true,
       // exp/nbf are checked below against the movable clock; the cache keeps
       // the signature work, never a decision about time.
@@ -163,8 +169,7 @@ export class TokenService {
     // iat and exp come from our clock (fast-jwt keeps a payload iat as given).
     const token = this.signerOf(this.opts.keys.signer(this.opts.clock.now()))({
       iss: this.opts.issuer,
-      aud: this.opts.audience,
-      sub: claims.sub,
+      ...profileClaims(this.opts.profile ?? 'rfc9068', this.opts.audience, { id: claims.sub, username: claims.username }, claims.scope),
       exp,
       iat,
       jti,
@@ -192,8 +197,9 @@ export class TokenService {
     }
     const { header, payload } = decoded;
     if (Object.keys(header).some((k) => !HEADER_MEMBERS.has(k))) throw new InvalidTokenError('The access token header has a member it must not have');
-    const claims = payload as unknown as AccessClaims;
+    const claims = normalizeProfile(payload) as unknown as AccessClaims | undefined;
     if (
+      !claims ||
       // Ids are ours, so UUIDs: anything else names nothing (and would reach PostgreSQL as a bad cast).
       !isUuid(claims.sub) ||
       !isUuid(claims.sid) ||

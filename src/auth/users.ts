@@ -105,6 +105,15 @@ export interface NewUser {
   role: Role;
 }
 
+/** A user brought from another application (import-users): its hash as stored there. */
+export interface ImportedUser {
+  username: string;
+  email: string;
+  fullName: string | null;
+  passwordHash: string;
+  disabled: boolean;
+}
+
 /** The change-feed payload announcing a change to this user. */
 const userEvent = (id: string) => JSON.stringify({ type: 'user', id });
 
@@ -163,6 +172,47 @@ export class UsersRepository {
     } catch (err) {
       throw takenError(err);
     }
+  }
+
+  /**
+   * Inserts many users in one statement (role user), each unless its
+   * username or email is taken, by an earlier row or at the same moment by a
+   * registration (ON CONFLICT DO NOTHING): running an import twice inserts
+   * nothing twice. New ids are in no node's cache: nothing to announce.
+   * Returns the usernames inserted.
+   * TODO(issue 12): with users.email_verified, insert ImportRow.emailVerified
+   * (users-import/rows.ts; true unless the file says false).
+   */
+  async insertMany(rows: readonly ImportedUser[]): Promise<Set<string>> {
+    if (rows.length === 0) return new Set();
+    // One JSON parameter (JSON.stringify is native and fast; array parameters are escaped element by element).
+    const r = await this.db.query<{ username: string }>(
+      `INSERT INTO users (id, username, email, full_name, password_hash, role, disabled, created_at, updated_at)
+       SELECT id, username, email, full_name, password_hash, 'user', disabled, $2, $2
+       FROM json_to_recordset($1::json)
+         AS t(id uuid, username text, email text, full_name text, password_hash text, disabled boolean)
+       ON CONFLICT DO NOTHING
+       RETURNING username`,
+      [
+        JSON.stringify(
+          rows.map((u) => ({ id: randomUUID(), username: u.username, email: u.email, full_name: u.fullName, password_hash: u.passwordHash, disabled: u.disabled })),
+        ),
+        this.now(),
+      ],
+    );
+    return new Set(r.rows.map((x) => x.username));
+  }
+
+  /** Which of these usernames and emails (as given) belong to someone, compared as the unique indexes compare them. */
+  async taken(usernames: readonly string[], emails: readonly string[]): Promise<{ usernames: Set<string>; emails: Set<string> }> {
+    const r = await this.db.query<{ kind: 'u' | 'e'; v: string }>(
+      `SELECT 'u' AS kind, t.v FROM unnest($1::text[]) AS t(v) WHERE EXISTS (SELECT 1 FROM users WHERE lower(username) = lower(t.v))
+       UNION ALL
+       SELECT 'e', t.v FROM unnest($2::text[]) AS t(v) WHERE EXISTS (SELECT 1 FROM users WHERE lower(email) = lower(t.v))`,
+      [usernames, emails],
+    );
+    const pick = (kind: 'u' | 'e') => new Set(r.rows.filter((x) => x.kind === kind).map((x) => x.v));
+    return { usernames: pick('u'), emails: pick('e') };
   }
 
   async setPasswordHash(id: string, hash: string): Promise<void> {
