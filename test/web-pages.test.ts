@@ -204,6 +204,16 @@ describe('web pages in Chromium', { skip }, () => {
       await page.getByRole('link', { name: hostile }).waitFor();
       assert.equal(await page.locator('main img, main script').count(), 0);
       assert.notEqual(await page.title(), 'pwned');
+      // Long unbroken words wrap at phone width instead of pushing the page sideways.
+      await page.setViewportSize({ width: 360, height: 740 });
+      for (const path of ['/', `/blog/${post.id}`]) {
+        await page.goto(path);
+        await page.getByRole('heading', { level: 1 }).waitFor();
+        assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth), `${path} scrolls sideways`);
+      }
+      // (Gone again, so the README screenshot of the blog shows only its own posts.)
+      const gone = await fetch(`${app.url}/posts/${post.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${tokens.access_token}` } });
+      assert.equal(gone.status, 204);
 
       // ?next= may only name a path here: another origin, or a scheme-relative URL, lands on the blog.
       for (const next of ['//evil.example/', 'https://evil.example/', '/\\evil.example/']) {
