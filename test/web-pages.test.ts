@@ -17,9 +17,9 @@ describe('web pages in Chromium', { skip }, () => {
   let browser: Browser;
   let closeBrowser: () => Promise<void>;
   const contexts: BrowserContext[] = [];
-  // Every message of every page about a Content-Security-Policy violation (there must be none).
+  // Every message of every page about a Content-Security-Policy or Trusted Types violation (there must be none).
   const violations: string[] = [];
-  const watch = (c: BrowserContext) => c.on('console', (m) => void (/Content Security Policy/i.test(m.text()) && violations.push(`${m.page()?.url()}: ${m.text()}`)));
+  const watch = (c: BrowserContext) => c.on('console', (m) => void (/Content Security Policy|Trusted(HTML|Script)/i.test(m.text()) && violations.push(`${m.page()?.url()}: ${m.text()}`)));
 
   before(async () => {
     app = await startWebApp();
