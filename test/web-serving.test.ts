@@ -43,6 +43,8 @@ describe('the web pages, served', () => {
       assert.equal(csp['frame-ancestors'], "'none'", path);
       assert.equal(csp['base-uri'], "'none'", path);
       assert.equal(csp['form-action'], "'self'", path);
+      assert.equal(csp['require-trusted-types-for'], "'script'", path);
+      assert.equal(csp['trusted-types'], "'none'", path);
       assert.equal(r.headers.get('x-frame-options'), 'DENY', path);
       assert.equal(r.headers.get('referrer-policy'), 'no-referrer', path);
       assert.equal(r.headers.get('x-content-type-options'), 'nosniff', path);

@@ -33,7 +33,8 @@ const DOCS_CSP = {
 
 // The web pages (src/pages): script, style and requests from this origin only,
 // nothing inline (no 'unsafe-inline', no style attributes either), no framing,
-// no <base> (so no relative URL can be redirected), forms post only here.
+// no <base> (so no relative URL can be redirected), forms post only here, and
+// Trusted Types enforced with no policy: no HTML string reaches a DOM sink.
 export const PAGES_CSP = {
   useDefaults: false,
   directives: {
@@ -48,6 +49,9 @@ export const PAGES_CSP = {
     formAction: ["'self'"],
     frameAncestors: ["'none'"],
     objectSrc: ["'none'"],
+    // DOM XSS: no string may reach innerHTML, eval or a script URL (the pages never do it).
+    requireTrustedTypesFor: ["'script'"],
+    trustedTypes: ["'none'"],
   },
 };
 
