@@ -10,6 +10,7 @@ import { rmSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { decodeJwt, decodeProtectedHeader, importPKCS8, SignJWT, type JWK } from 'jose';
 import { rotateKeys, RotationRefused } from '../src/admin/rotate-keys.js';
+import { parseEvent } from '../src/auth/event-bus.js';
 import { busesHealthy, eventually, hasServer, login, openTestDatabase, registerAndLogin, startApp, testConfig, type TestApp } from './helpers.js';
 import { runCli, tempDir } from './process-helpers.js';
 
@@ -84,6 +85,11 @@ describe('key rotation (in-process, movable clock)', () => {
     } finally {
       await tdb.close();
     }
+  });
+
+  test('the keys event is exactly {"type":"keys"}; anything more or less is dropped', () => {
+    assert.deepEqual(parseEvent('{"type":"keys"}'), { type: 'keys' });
+    for (const raw of ['{"type":"keys","kid":"x"}', '{"type":"Keys"}', '["keys"]', '{"type":"keys"']) assert.equal(parseEvent(raw), undefined, raw);
   });
 
   test('the JWK set is cached no longer than the publish delay', async () => {

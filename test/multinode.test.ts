@@ -32,6 +32,8 @@ for (const variant of variants) {
           SECRET_KEY: TEST_SECRET,
           DATABASE_URL: dbUrl,
           PORT: String(port),
+          // One service behind a load balancer: one public address, hence one issuer.
+          PUBLIC_URL: 'http://gatehouse.test',
           LOG_LEVEL: 'warn',
           REDIS_PREFIX: prefix,
           RATE_LIMIT_TOKEN_PER_MINUTE: '100000',

@@ -89,8 +89,19 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       () => log.warn({ err: err instanceof Error ? err.message : err }, msg),
       (count, windowMs) => log.warn({ repeated: count }, repeated(msg, count, windowMs)),
     );
-  // A retired key is published until every token it signed has expired.
-  const keys = new KeyRing((atMs) => (Math.floor(atMs / 1000) + 1 + options.accessTokenTtlSeconds + options.leewaySeconds) * 1000);
+  // A retired key is published until every token it can have signed has expired (one rule: tokens.usableUntilMs).
+  const keys: KeyRing = new KeyRing((atMs): number => tokens.usableUntilMs(Math.ceil(atMs / 1000) + options.accessTokenTtlSeconds));
+  const scopes = new ScopeRules({ scopes: options.scopes, roles: options.roles });
+  const tokens: TokenService = new TokenService({
+    keys,
+    issuer: options.issuer,
+    audience: options.audience,
+    accessTtlSeconds: options.accessTokenTtlSeconds,
+    leewaySeconds: options.leewaySeconds,
+    clientId: options.clientId,
+    clock,
+    profile: options.tokenProfile,
+  });
   const fixed = await configuredKeys({
     algorithm: options.algorithm,
     secretKey: options.secretKey,
@@ -107,17 +118,6 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     await keyStore.ensure(clock.now(), legacyDevelopmentKey(options.algorithm, options.keyDir));
     keys.replace(await keyStore.load());
   }
-  const scopes = new ScopeRules({ scopes: options.scopes, roles: options.roles });
-  const tokens = new TokenService({
-    keys,
-    issuer: options.issuer,
-    audience: options.audience,
-    accessTtlSeconds: options.accessTokenTtlSeconds,
-    leewaySeconds: options.leewaySeconds,
-    clientId: options.clientId,
-    clock,
-    profile: options.tokenProfile,
-  });
   const legacyTokens =
     options.legacySecretKey && options.legacyTokensUntil
       ? new LegacyTokens({ secretKey: options.legacySecretKey, untilMs: Date.parse(options.legacyTokensUntil), leewaySeconds: options.leewaySeconds, clock, log })
