@@ -18,7 +18,9 @@ import { securityHeadersPlugin } from './http/security-headers.js';
 import { buildValidator, registerRequestChecks } from './http/validation.js';
 import { benchRoutes } from './http/bench-routes.js';
 import { opsRoutes } from './http/ops.js';
+import { mailOption } from './mail-setup.js';
 import { userRoutes } from './users/routes.js';
+import { emailRoutes } from './users/email-routes.js';
 import { blog, BLOG_AUTH } from './posts/plugin.js';
 import { adminRoutes } from './admin/routes.js';
 import { auditRoutes } from './audit/routes.js';
@@ -71,6 +73,9 @@ export function pluginOptions(config: Config, db: Database, clock: Clock): Gateh
     hashing: { concurrency: config.hashConcurrency, queueMax: config.hashQueueMax },
     redis: config.redisUrl,
     redisPrefix: config.redisPrefix,
+    passwordResetTtlSeconds: config.passwordResetExpireMinutes * 60,
+    emailVerifyTtlSeconds: config.emailVerifyExpireHours * 3600,
+    requireEmailVerification: config.requireEmailVerification,
     ...BLOG_AUTH,
   };
 }
@@ -182,7 +187,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     });
   }
 
-  const options = { ...pluginOptions(config, db, clock), ...deps.options };
+  const options = { ...pluginOptions(config, db, clock), mail: mailOption(config, app.log), ...deps.options };
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -244,6 +249,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   }
   await app.register(opsRoutes, { core });
   await app.register(userRoutes, { core });
+  await app.register(emailRoutes, { core });
   await app.register(blog, { core });
   await app.register(adminRoutes, { core });
   await app.register(auditRoutes, { core });

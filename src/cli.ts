@@ -3,6 +3,8 @@
 //       password from a hidden prompt, or the first line of stdin when it is not a terminal
 //   gen-secret      print a new random SECRET_KEY
 //   migrate         apply pending migrations
+//   send-test-mail ADDRESS
+//       one mail through SMTP_URL (or, in development, into DATA_DIR/outbox) to check the settings
 //   set-role USER admin|user
 //       USER is a username or an email; running nodes are told (NOTIFY / Redis)
 import { randomBytes } from 'node:crypto';
@@ -14,6 +16,7 @@ import { announceUserChange } from './admin/announce.js';
 import { AuthError } from './auth/errors.js';
 import { isValidEmail, LastAdminError, normalizeUsername, USERNAME_RE, UsersRepository } from './auth/users.js';
 import { systemClock } from './clock.js';
+import { sendTestMail } from './mail-setup.js';
 import { ConfigError, loadConfig, loadDotEnv, policyOf, type Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
@@ -129,6 +132,13 @@ const commands: Record<string, Command> = {
         }),
     );
     process.stdout.write(`created ${user.role} ${user.username} (${user.id})\n`);
+  },
+
+  async 'send-test-mail'(args) {
+    const { positionals } = parseArgs({ args, options: {}, allowPositionals: true, strict: true });
+    const [address] = positionals;
+    if (positionals.length !== 1 || !address || !isValidEmail(address)) throw new CliError('usage: send-test-mail ADDRESS');
+    process.stdout.write(`sent a test mail to ${address} via ${await sendTestMail(loadConfig(), address)}\n`);
   },
 
   async 'set-role'(args) {

@@ -60,6 +60,14 @@ export interface Config {
   /** Days audit events are kept before housekeeping deletes them. */
   auditRetentionDays: number;
   hsts: boolean;
+  /** SMTP server for mail (unset: development writes .eml files under DATA_DIR/outbox; production has no mail). */
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  passwordResetExpireMinutes: number;
+  emailVerifyExpireHours: number;
+  requireEmailVerification: boolean;
+  /** Tests: how long a node owns a mail it is delivering. */
+  mailLeaseSeconds: number;
   /** Benchmarks only: serve GET /_bench/floor, the bare-route baseline. */
   benchRoutes: boolean;
 }
@@ -148,6 +156,12 @@ export const ENV = Type.Object({
   BODY_LIMIT_BYTES: int(1024 * 1024, 1024, 64 * 1024 * 1024, 'larger bodies get 413'),
   SESSION_RETENTION_DAYS: int(7, 0, 3650, 'ended sessions are deleted this long after they end'),
   AUDIT_RETENTION_DAYS: int(90, 1, 3650, 'audit events are deleted this long after they happen'),
+  SMTP_URL: url(['smtp:', 'smtps:'], 'SMTP server for mail: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://'),
+  MAIL_FROM: Type.String({ default: 'Gatehouse <no-reply@localhost>', description: 'From: of every mail' }),
+  PASSWORD_RESET_EXPIRE_MINUTES: int(30, 5, 24 * 60, 'a password-reset link works this long'),
+  EMAIL_VERIFY_EXPIRE_HOURS: int(48, 1, 720, 'an address-verification link works this long'),
+  REQUIRE_EMAIL_VERIFICATION: Type.Boolean({ default: false, description: 'refuse sign-in (after the right password) until the address is verified' }),
+  MAIL_LEASE_SECONDS: Type.Integer({ default: 60, minimum: 1, maximum: 3600, internal: true, description: 'tests: how long a node owns a mail it is delivering' }),
   BENCH_ROUTES: Type.Boolean({ default: false, internal: true, description: 'benchmarks only: serve GET /_bench/floor' }),
 });
 export type Env = Static<typeof ENV>;
@@ -254,6 +268,10 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     throw new ConfigError('JWT_PRIVATE_KEY', `is required in production with ALGORITHM=${algorithm}`);
   }
 
+  if (env.REQUIRE_EMAIL_VERIFICATION && production && !env.SMTP_URL) {
+    throw new ConfigError('REQUIRE_EMAIL_VERIFICATION', 'needs SMTP_URL in production (nobody could verify an address)');
+  }
+
   const workers = env.WORKERS === 'auto' ? availableParallelism() : env.WORKERS;
   if (workers > 1 && !env.DATABASE_URL) {
     throw new ConfigError('WORKERS', 'must be 1 with the embedded database (set DATABASE_URL to run several workers)');
@@ -298,6 +316,12 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     hsts: env.HSTS ?? production,
     benchRoutes: env.BENCH_ROUTES,
+    smtpUrl: env.SMTP_URL,
+    mailFrom: env.MAIL_FROM,
+    passwordResetExpireMinutes: env.PASSWORD_RESET_EXPIRE_MINUTES,
+    emailVerifyExpireHours: env.EMAIL_VERIFY_EXPIRE_HOURS,
+    requireEmailVerification: env.REQUIRE_EMAIL_VERIFICATION,
+    mailLeaseSeconds: env.MAIL_LEASE_SECONDS,
   };
 }
 

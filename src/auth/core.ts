@@ -6,12 +6,14 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../db/client.js';
+import { AccountEmail } from './account-email.js';
 import { AuditLog } from './audit.js';
 import { ChangeFeed } from './change-feed.js';
 import { LocalBus, PgBus, RedisBus, type EventBus } from './event-bus.js';
 import { Grants } from './grants.js';
 import { loadSigningKeys, type SigningKeys } from './keys.js';
 import { LogThrottle, repeated } from './log-throttle.js';
+import { MailOutbox } from './mail/outbox.js';
 import type { ResolvedOptions } from './options.js';
 import { PasswordHasher } from './passwords.js';
 import { AuthRateLimits } from './rate-limit.js';
@@ -41,6 +43,8 @@ export interface AuthCore {
   grants: Grants;
   /** The audit log: `audit.record({...})` at every security event. */
   audit: AuditLog;
+  /** Password reset and address verification by mail; undefined when no mail is configured (those routes answer 503). */
+  accountEmail: AccountEmail | undefined;
   /** Our Redis command connection, when Redis is configured. */
   redis: Redis | undefined;
   start(): Promise<void>;
@@ -119,6 +123,20 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
   });
   const limits = new AuthRateLimits(options.limits, { redis, redisPrefix: options.redisPrefix, db });
   const hasher = new PasswordHasher(options.hashing.concurrency, options.hashing.queueMax);
+  let accountEmail: AccountEmail | undefined;
+  if (options.mail) {
+    const m = options.mail;
+    // The outbox turns reset requests into mails with the flows below (it runs only after start()).
+    const outbox = new MailOutbox(db, m.transport, options.secretKey, m, warn, (tx, request) => accountEmail!.expandResetRequest(tx, request));
+    accountEmail = new AccountEmail(db, clock, users, sessions, hasher, audit, outbox, {
+      resetTtlMs: options.passwordResetTtlSeconds * SECOND,
+      verifyTtlMs: options.emailVerifyTtlSeconds * SECOND,
+      mailsPerHour: m.perAddressPerHour,
+      from: m.from,
+      context: { product: m.productName, publicUrl: options.publicUrl },
+      passwordPolicy: options.passwordPolicy,
+    });
+  }
   const grants = new Grants({
     users,
     hasher,
@@ -129,6 +147,10 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     passwordMaxLength: options.passwordPolicy.maxLength,
     log,
     audit,
+    requireVerifiedEmail: options.requireEmailVerification,
+    emailUnverified: async (user) => {
+      await accountEmail?.sendVerification(user, 'skip');
+    },
   });
 
   return {
@@ -148,6 +170,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     limits,
     grants,
     audit,
+    accountEmail,
     redis,
     async start() {
       await hasher.prepare();
@@ -160,9 +183,11 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       revocations.start();
       limits.start();
       audit.start();
+      accountEmail?.outbox.start();
       sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [() => sessions.housekeep(), () => audit.prune()]);
     },
     async close() {
+      await accountEmail?.outbox.stop();
       await sessions.stop();
       await feed?.stop();
       // Before the database closes: no event is lost on a clean shutdown.

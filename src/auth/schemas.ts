@@ -70,6 +70,7 @@ export const User = Type.Object(
     full_name: Type.Union([Type.String(), Type.Null()]),
     role: Type.Union([Type.Literal('user'), Type.Literal('admin')]),
     disabled: Type.Boolean(),
+    email_verified: Type.Boolean({ description: 'The owner proved the address (a link mailed to it was followed)' }),
     created_at: Type.String({ format: 'date-time' }),
   },
   { $id: 'User' },
