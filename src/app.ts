@@ -69,6 +69,7 @@ export function pluginOptions(config: Config, db: Database, clock: Clock): Gateh
       tokenPerMinute: config.rateLimitTokenPerMinute,
       registerPerHour: config.rateLimitRegisterPerHour,
       failedLoginsPerAccount: config.rateLimitFailedLoginsPerAccount,
+      passwordResetPerHour: config.rateLimitPasswordResetPerHour,
     },
     hashing: { concurrency: config.hashConcurrency, queueMax: config.hashQueueMax },
     redis: config.redisUrl,

@@ -53,6 +53,8 @@ export interface Config {
   rateLimitTokenPerMinute: number;
   /** Registrations per IP per hour. */
   rateLimitRegisterPerHour: number;
+  /** Password-reset requests per IP per hour. */
+  rateLimitPasswordResetPerHour: number;
   /** Consecutive failed logins on one account before it is locked for a while. */
   rateLimitFailedLoginsPerAccount: number;
   /** Days a revoked or expired session is kept before housekeeping deletes it. */
@@ -150,6 +152,7 @@ export const ENV = Type.Object({
   PASSWORD_MIN_SCORE: int(3, 0, 4, "lowest zxcvbn score accepted (0–4)"),
   RATE_LIMIT_TOKEN_PER_MINUTE: int(30, 0, 1_000_000, 'token endpoint requests per client IP per minute (0 = off)'),
   RATE_LIMIT_REGISTER_PER_HOUR: int(20, 0, 1_000_000, 'registrations per client IP per hour'),
+  RATE_LIMIT_PASSWORD_RESET_PER_HOUR: int(10, 0, 1_000_000, 'password-reset requests per client IP per hour (0 = off)'),
   RATE_LIMIT_FAILED_LOGINS_PER_ACCOUNT: int(10, 0, 1_000_000, 'failed logins per account and IP per 15 min before 429'),
   HASH_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: 'password hashes at once; default: cores ÷ workers' })),
   HASH_QUEUE_MAX: int(256, 0, 100_000, 'password hashes that may wait (beyond: 503 + Retry-After)'),
@@ -312,6 +315,7 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     rateLimitTokenPerMinute: env.RATE_LIMIT_TOKEN_PER_MINUTE,
     rateLimitRegisterPerHour: env.RATE_LIMIT_REGISTER_PER_HOUR,
     rateLimitFailedLoginsPerAccount: env.RATE_LIMIT_FAILED_LOGINS_PER_ACCOUNT,
+    rateLimitPasswordResetPerHour: env.RATE_LIMIT_PASSWORD_RESET_PER_HOUR,
     sessionRetentionDays: env.SESSION_RETENTION_DAYS,
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     hsts: env.HSTS ?? production,
