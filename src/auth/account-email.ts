@@ -94,12 +94,12 @@ export class AccountEmail {
   /**
    * The request path: one sealed row in the outbox, whatever the address,
    * so the answer says nothing and takes the same time. The sender looks
-   * the address up (expandResetRequest).
+   * the address up (expandResetRequest); the caller pokes it once the
+   * answer is out, so that work never delays (or times) the answer.
    */
   async requestReset(email: string, meta: SessionMeta): Promise<void> {
     const request: ResetRequest = { email, ip: meta.ip, userAgent: meta.userAgent };
     await this.outbox.enqueueRequest(request);
-    this.outbox.poke();
   }
 
   /** In the sender's transaction: a token and a mail for a known, enabled address under its hourly limit; else nothing. */

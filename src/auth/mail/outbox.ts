@@ -108,11 +108,11 @@ export class MailOutbox {
     this.schedule(0);
   }
 
-  /** After a commit that queued something: look now rather than at the next poll. */
-  poke(): void {
+  /** After a commit that queued something: look now (or in `delayMs`) rather than at the next poll. */
+  poke(delayMs = 0): void {
     if (this.stopped) return;
     if (this.running) this.again = true;
-    else this.schedule(0);
+    else this.schedule(delayMs);
   }
 
   async stop(): Promise<void> {
