@@ -225,6 +225,13 @@ function encode(world: World, req: FuzzRequest): Wire {
   };
   const authorization = bearer[req.auth]!();
   if (authorization !== undefined) headers.authorization = authorization;
+  if (req.template.startsWith('/auth/browser/')) {
+    // Past the CSRF gate (its refusals have their own tests), with the cookie standing for the credential.
+    headers['x-requested-with'] = 'gatehouse';
+    headers.origin = new URL(world.app.config.publicUrl).origin;
+    const cookie: Record<string, string | undefined> = { user: world.user.refresh, admin: world.admin.refresh, garbage: 'ghr_garbage', huge: 'A'.repeat(9_000) };
+    if (cookie[req.auth] !== undefined) headers.cookie = `gh_refresh=${cookie[req.auth]}`;
+  }
   const b = req.body;
   let body: string | Buffer | undefined;
   if (b) {
@@ -333,6 +340,8 @@ export function problemsWith(req: FuzzRequest, w: Wire, a: Answer): string[] {
       if (m && !sent.includes(m[0])) out.push(`${what} in the body: ${JSON.stringify(m[0])}`);
     }
   }
+  // A page's script never sees a refresh token: it lives in the HttpOnly cookie only.
+  if (req.template.startsWith('/auth/browser/') && /ghr_[A-Za-z0-9_-]{43}|"refresh_token"\s*:/.test(a.text)) out.push('a refresh token in a browser-session body');
   if (a.status < 400) return out;
   const body = (parsed ?? {}) as Record<string, unknown>;
   // A request Node's HTTP parser refuses (raw bytes in the request line, headers over the limit) reaches
@@ -353,7 +362,9 @@ export function problemsWith(req: FuzzRequest, w: Wire, a: Answer): string[] {
       out.push('problem errors not [{path, message}]');
     }
   }
-  if (a.status === 401 && !/^Bearer realm="gatehouse"/.test(String(a.headers['www-authenticate'] ?? ''))) out.push('a 401 without a Bearer challenge');
+  // The browser-session endpoints' credential is their cookie, and their challenge says so.
+  const challenge = req.template.startsWith('/auth/browser/') ? /^Cookie realm="gatehouse", cookie-name="gh_refresh"$/ : /^Bearer realm="gatehouse"/;
+  if (a.status === 401 && !challenge.test(String(a.headers['www-authenticate'] ?? ''))) out.push('a 401 without its challenge');
   if (a.status === 429 && !/^\d+$/.test(String(a.headers['retry-after'] ?? ''))) out.push('a 429 without Retry-After');
   if (a.status === 405 && !a.headers.allow) out.push('a 405 without Allow');
   return out;
@@ -420,7 +431,7 @@ function describe(w: Wire, a?: Answer): string {
   ].join('\n');
 }
 
-const STATE_CHANGING = /^(POST \/auth\/logout|DELETE \/users\/me\/sessions\/\{id\}|PATCH \/admin\/users\/\{id\}|PUT \/users\/me\/password|DELETE \/posts\/\{id\}|PATCH \/users\/me)$/;
+const STATE_CHANGING = /^(POST \/auth\/logout|POST \/auth\/browser\/(refresh|logout)|DELETE \/users\/me\/sessions\/\{id\}|PATCH \/admin\/users\/\{id\}|PUT \/users\/me\/password|DELETE \/posts\/\{id\}|PATCH \/users\/me)$/;
 
 // ---------------------------------------------------------------- memory
 

@@ -13,6 +13,9 @@ import type { SessionMeta, Sessions } from './sessions.js';
 import type { TokenService } from './tokens.js';
 import type { UserRow, UsersRepository } from './users.js';
 
+/** When a TokenResponse's refresh token expires (ms): beside the body, never in it (no serializer writes a symbol key). */
+export const REFRESH_EXPIRES_AT: unique symbol = Symbol('refreshExpiresAt');
+
 /** The RFC 6749 §5.1 success body. */
 export interface TokenResponse {
   access_token: string;
@@ -20,6 +23,8 @@ export interface TokenResponse {
   expires_in: number;
   refresh_token: string;
   scope: string;
+  /** For the browser endpoints' cookie lifetime. */
+  [REFRESH_EXPIRES_AT]?: number;
 }
 
 // Deliberately vague: never says whether the username or the password was wrong.
@@ -153,14 +158,14 @@ export class Grants {
       amr: PASSWORD_AMR,
     });
     this.deps.audit.record({ type: 'refresh', userId: r.userId, username: r.username, sessionId: r.sessionId, meta, detail: { scope: r.grantedScope } });
-    return tokenResponse(access.token, access.expiresIn, r.refreshToken, r.grantedScope);
+    return tokenResponse(access.token, access.expiresIn, r.refreshToken, r.grantedScope, r.refreshExpiresAt);
   }
 
   /** A new session for a user who has just proved who they are. */
   async openSession(user: Pick<UserRow, 'id' | 'username'>, scope: string, meta: SessionMeta): Promise<{ response: TokenResponse; sessionId: string }> {
-    const { sessionId, refreshToken, createdAt } = await this.deps.sessions.open(user.id, scope, meta);
+    const { sessionId, refreshToken, createdAt, refreshExpiresAt } = await this.deps.sessions.open(user.id, scope, meta);
     const access = this.deps.tokens.issue({ sub: user.id, sid: sessionId, scope, username: user.username, authTime: createdAt, amr: PASSWORD_AMR });
-    return { response: tokenResponse(access.token, access.expiresIn, refreshToken, scope), sessionId };
+    return { response: tokenResponse(access.token, access.expiresIn, refreshToken, scope, refreshExpiresAt), sessionId };
   }
 
   /**
@@ -192,6 +197,6 @@ export class Grants {
   }
 }
 
-export function tokenResponse(accessToken: string, expiresIn: number, refreshToken: string, scope: string): TokenResponse {
-  return { access_token: accessToken, token_type: 'bearer', expires_in: expiresIn, refresh_token: refreshToken, scope };
+export function tokenResponse(accessToken: string, expiresIn: number, refreshToken: string, scope: string, refreshExpiresAt?: number): TokenResponse {
+  return { access_token: accessToken, token_type: 'bearer', expires_in: expiresIn, refresh_token: refreshToken, scope, [REFRESH_EXPIRES_AT]: refreshExpiresAt };
 }
