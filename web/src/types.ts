@@ -6,6 +6,7 @@ export interface User {
   full_name: string | null;
   role: 'user' | 'admin';
   disabled: boolean;
+  email_verified: boolean;
   created_at: string;
 }
 
