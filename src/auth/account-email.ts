@@ -89,6 +89,12 @@ export class AccountEmail {
     return n >= this.opts.mailsPerHour && oldest ? new Date(oldest).getTime() + HOUR - this.clock.now() : null;
   }
 
+  /** Housekeeping: tokens that can neither be used nor count towards an hourly limit any more. */
+  async prune(): Promise<void> {
+    const now = this.clock.now();
+    await this.db.query('DELETE FROM account_tokens WHERE expires_at < $1 AND created_at < $2', [new Date(now), new Date(now - HOUR)]);
+  }
+
   // ---- password reset -------------------------------------------------
 
   /**

@@ -184,7 +184,11 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       limits.start();
       audit.start();
       accountEmail?.outbox.start();
-      sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [() => sessions.housekeep(), () => audit.prune()]);
+      sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [
+        () => sessions.housekeep(),
+        () => audit.prune(),
+        async () => accountEmail?.prune(),
+      ]);
     },
     async close() {
       await accountEmail?.outbox.stop();
