@@ -70,6 +70,8 @@ export class MailOutbox {
   private again = false;
   private stopped = true;
   private lastPrune = 0;
+  /** The earliest retry this node scheduled: it looks again then, not only at the next poll. */
+  private wakeAt = Infinity;
   /** Test and operator insight: deliveries made by this node. */
   delivered = 0;
 
@@ -134,7 +136,9 @@ export class MailOutbox {
         if (this.stopped) return;
         const more = this.again;
         this.again = false;
-        this.schedule(more ? 0 : this.opts.pollMs);
+        const untilRetry = Math.max(0, this.wakeAt - Date.now());
+        this.wakeAt = Infinity;
+        this.schedule(more ? 0 : Math.min(this.opts.pollMs, untilRetry));
       });
     }, ms);
     this.timer.unref();
@@ -207,6 +211,7 @@ export class MailOutbox {
     }
     const backoff = Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** Math.min(row.attempts - 1, 30));
     const delay = Math.round(backoff * (0.8 + Math.random() * 0.4));
+    this.wakeAt = Math.min(this.wakeAt, Date.now() + delay);
     this.warn(`mail delivery failed (${transportName(err)}): retrying with backoff`, reason);
     await this.db.query('UPDATE mail_outbox SET locked_until = NULL, next_attempt_at = $3, last_error = $4 WHERE id = $1 AND attempts = $2', [
       row.id,
