@@ -160,7 +160,7 @@ export const ENV = Type.Object({
   SESSION_RETENTION_DAYS: int(7, 0, 3650, 'ended sessions are deleted this long after they end'),
   AUDIT_RETENTION_DAYS: int(90, 1, 3650, 'audit events are deleted this long after they happen'),
   SMTP_URL: url(['smtp:', 'smtps:'], 'SMTP server for mail: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://'),
-  MAIL_FROM: Type.String({ default: 'Gatehouse <no-reply@localhost>', description: 'From: of every mail' }),
+  MAIL_FROM: Type.String({ default: 'Gatehouse <no-reply@localhost>', pattern: '@', expected: 'an address, like Gatehouse <no-reply@example.com>', description: 'From: of every mail' }),
   PASSWORD_RESET_EXPIRE_MINUTES: int(30, 5, 24 * 60, 'a password-reset link works this long'),
   EMAIL_VERIFY_EXPIRE_HOURS: int(48, 1, 720, 'an address-verification link works this long'),
   REQUIRE_EMAIL_VERIFICATION: Type.Boolean({ default: false, description: 'refuse sign-in (after the right password) until the address is verified' }),
