@@ -56,7 +56,7 @@ for (const backend of backends()) {
         await smtp.waitFor(u.email, RESET);
         const delay = performance.now() - back;
         t.diagnostic(`delivered ${delay.toFixed(0)} ms after the SMTP server came back (retry backoff 200 ms doubling to at most 1000 ms)`);
-        assert.ok(delay < 3000, `delivered ${delay} ms after the server returned`);
+        assert.ok(delay < 5000, `delivered ${delay} ms after the server returned`);
         await outboxDrained(app.core.db);
         await sleep(300);
         assert.equal(smtp.to(u.email, RESET).length, 1, 'once');
