@@ -18,8 +18,10 @@ import { securityHeadersPlugin } from './http/security-headers.js';
 import { buildValidator, registerRequestChecks } from './http/validation.js';
 import { benchRoutes } from './http/bench-routes.js';
 import { opsRoutes } from './http/ops.js';
+import { mailOption } from './mail-setup.js';
 import { userRoutes } from './users/routes.js';
 import { mfaRoutes } from './users/mfa-routes.js';
+import { emailRoutes } from './users/email-routes.js';
 import { blog, BLOG_AUTH } from './posts/plugin.js';
 import { adminRoutes } from './admin/routes.js';
 import { auditRoutes } from './audit/routes.js';
@@ -76,10 +78,14 @@ export function pluginOptions(config: Config, db: Database, clock: Clock): Gateh
       tokenPerMinute: config.rateLimitTokenPerMinute,
       registerPerHour: config.rateLimitRegisterPerHour,
       failedLoginsPerAccount: config.rateLimitFailedLoginsPerAccount,
+      passwordResetPerHour: config.rateLimitPasswordResetPerHour,
     },
     hashing: { concurrency: config.hashConcurrency, queueMax: config.hashQueueMax },
     redis: config.redisUrl,
     redisPrefix: config.redisPrefix,
+    passwordResetTtlSeconds: config.passwordResetExpireMinutes * 60,
+    emailVerifyTtlSeconds: config.emailVerifyExpireHours * 3600,
+    requireEmailVerification: config.requireEmailVerification,
     ...BLOG_AUTH,
   };
 }
@@ -209,7 +215,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
 
   if (config.corsOrigins.length) await app.register(cors, corsOptions(config.corsOrigins));
 
-  const options = { ...pluginOptions(config, db, clock), ...deps.options };
+  const options = { ...pluginOptions(config, db, clock), mail: mailOption(config, app.log), ...deps.options };
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -274,6 +280,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   await app.register(opsRoutes, { core });
   await app.register(userRoutes, { core });
   await app.register(mfaRoutes, { core });
+  await app.register(emailRoutes, { core });
   await app.register(blog, { core });
   await app.register(adminRoutes, { core });
   await app.register(auditRoutes, { core });

@@ -3,6 +3,8 @@
 //       password from a hidden prompt, or the first line of stdin when it is not a terminal
 //   gen-secret      print a new random SECRET_KEY
 //   migrate         apply pending migrations
+//   send-test-mail ADDRESS
+//       one mail through SMTP_URL (or, in development, into DATA_DIR/outbox) to check the settings
 //   set-role USER admin|user
 //       USER is a username or an email; running nodes are told (NOTIFY / Redis)
 //   rotate-keys     a new signing key: published now, signs after KEY_PUBLISH_DELAY_SECONDS
@@ -19,6 +21,7 @@ import { KeyDecryptionError } from './auth/key-store.js';
 import { AuthError } from './auth/errors.js';
 import { isValidEmail, LastAdminError, normalizeUsername, USERNAME_RE, UsersRepository } from './auth/users.js';
 import { systemClock } from './clock.js';
+import { sendTestMail } from './mail-setup.js';
 import { ConfigError, loadConfig, loadDotEnv, policyOf, type Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
@@ -142,6 +145,13 @@ const commands: Record<string, Command> = {
     const { positionals } = parseArgs({ args, options: {}, allowPositionals: true, strict: true });
     if (positionals.length !== 1) throw new CliError('usage: import-users FILE   (a JSON array of objects, or CSV with a header row)');
     return withDatabase(loadConfig(), (db) => importUsersCommand(db, positionals[0]!));
+  },
+
+  async 'send-test-mail'(args) {
+    const { positionals } = parseArgs({ args, options: {}, allowPositionals: true, strict: true });
+    const [address] = positionals;
+    if (positionals.length !== 1 || !address || !isValidEmail(address)) throw new CliError('usage: send-test-mail ADDRESS');
+    process.stdout.write(`sent a test mail to ${address} via ${await sendTestMail(loadConfig(), address)}\n`);
   },
 
   async 'set-role'(args) {

@@ -64,6 +64,8 @@ export interface Config {
   rateLimitTokenPerMinute: number;
   /** Registrations per IP per hour. */
   rateLimitRegisterPerHour: number;
+  /** Password-reset requests per IP per hour. */
+  rateLimitPasswordResetPerHour: number;
   /** Consecutive failed logins on one account before it is locked for a while. */
   rateLimitFailedLoginsPerAccount: number;
   /** Days a revoked or expired session is kept before housekeeping deletes it. */
@@ -71,6 +73,14 @@ export interface Config {
   /** Days audit events are kept before housekeeping deletes them. */
   auditRetentionDays: number;
   hsts: boolean;
+  /** SMTP server for mail (unset: development writes .eml files under DATA_DIR/outbox; production has no mail). */
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  passwordResetExpireMinutes: number;
+  emailVerifyExpireHours: number;
+  requireEmailVerification: boolean;
+  /** Tests: how long a node owns a mail it is delivering. */
+  mailLeaseSeconds: number;
   /** Benchmarks only: serve GET /_bench/floor, the bare-route baseline. */
   benchRoutes: boolean;
 }
@@ -168,12 +178,19 @@ export const ENV = Type.Object({
   PASSWORD_MIN_SCORE: int(3, 0, 4, "lowest zxcvbn score accepted (0–4)"),
   RATE_LIMIT_TOKEN_PER_MINUTE: int(30, 0, 1_000_000, 'token endpoint requests per client IP per minute (0 = off)'),
   RATE_LIMIT_REGISTER_PER_HOUR: int(20, 0, 1_000_000, 'registrations per client IP per hour'),
+  RATE_LIMIT_PASSWORD_RESET_PER_HOUR: int(10, 0, 1_000_000, 'password-reset requests per client IP per hour (0 = off)'),
   RATE_LIMIT_FAILED_LOGINS_PER_ACCOUNT: int(10, 0, 1_000_000, 'failed logins per account and IP per 15 min before 429'),
   HASH_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, description: 'password hashes at once; default: cores ÷ workers' })),
   HASH_QUEUE_MAX: int(256, 0, 100_000, 'password hashes that may wait (beyond: 503 + Retry-After)'),
   BODY_LIMIT_BYTES: int(1024 * 1024, 1024, 64 * 1024 * 1024, 'larger bodies get 413'),
   SESSION_RETENTION_DAYS: int(7, 0, 3650, 'ended sessions are deleted this long after they end'),
   AUDIT_RETENTION_DAYS: int(90, 1, 3650, 'audit events are deleted this long after they happen'),
+  SMTP_URL: url(['smtp:', 'smtps:'], 'SMTP server for mail: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://'),
+  MAIL_FROM: Type.String({ default: 'Gatehouse <no-reply@localhost>', pattern: '@', expected: 'an address, like Gatehouse <no-reply@example.com>', description: 'From: of every mail' }),
+  PASSWORD_RESET_EXPIRE_MINUTES: int(30, 5, 24 * 60, 'a password-reset link works this long'),
+  EMAIL_VERIFY_EXPIRE_HOURS: int(48, 1, 720, 'an address-verification link works this long'),
+  REQUIRE_EMAIL_VERIFICATION: Type.Boolean({ default: false, description: 'refuse sign-in (after the right password) until the address is verified' }),
+  MAIL_LEASE_SECONDS: Type.Integer({ default: 60, minimum: 1, maximum: 3600, internal: true, description: 'tests: how long a node owns a mail it is delivering' }),
   BENCH_ROUTES: Type.Boolean({ default: false, internal: true, description: 'benchmarks only: serve GET /_bench/floor' }),
 });
 export type Env = Static<typeof ENV>;
@@ -281,6 +298,10 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     throw new ConfigError(env.LEGACY_SECRET_KEY ? 'LEGACY_TOKENS_UNTIL' : 'LEGACY_SECRET_KEY', 'is required with the other: legacy tokens need both a key and the end of their window');
   }
 
+  if (env.REQUIRE_EMAIL_VERIFICATION && production && !env.SMTP_URL) {
+    throw new ConfigError('REQUIRE_EMAIL_VERIFICATION', 'needs SMTP_URL in production (nobody could verify an address)');
+  }
+
   const workers = env.WORKERS === 'auto' ? availableParallelism() : env.WORKERS;
   if (workers > 1 && !env.DATABASE_URL) {
     throw new ConfigError('WORKERS', 'must be 1 with the embedded database (set DATABASE_URL to run several workers)');
@@ -327,10 +348,17 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     rateLimitTokenPerMinute: env.RATE_LIMIT_TOKEN_PER_MINUTE,
     rateLimitRegisterPerHour: env.RATE_LIMIT_REGISTER_PER_HOUR,
     rateLimitFailedLoginsPerAccount: env.RATE_LIMIT_FAILED_LOGINS_PER_ACCOUNT,
+    rateLimitPasswordResetPerHour: env.RATE_LIMIT_PASSWORD_RESET_PER_HOUR,
     sessionRetentionDays: env.SESSION_RETENTION_DAYS,
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     hsts: env.HSTS ?? production,
     benchRoutes: env.BENCH_ROUTES,
+    smtpUrl: env.SMTP_URL,
+    mailFrom: env.MAIL_FROM,
+    passwordResetExpireMinutes: env.PASSWORD_RESET_EXPIRE_MINUTES,
+    emailVerifyExpireHours: env.EMAIL_VERIFY_EXPIRE_HOURS,
+    requireEmailVerification: env.REQUIRE_EMAIL_VERIFICATION,
+    mailLeaseSeconds: env.MAIL_LEASE_SECONDS,
   };
 }
 

@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../db/client.js';
+import { AccountEmail } from './account-email.js';
 import { AuditLog } from './audit.js';
 import { ChangeFeed } from './change-feed.js';
 import { LocalBus, PgBus, RedisBus, type EventBus } from './event-bus.js';
@@ -16,6 +17,7 @@ import { configuredKeys, legacyDevelopmentKey } from './keys.js';
 import { LegacyTokens } from './legacy-tokens.js';
 import { LogThrottle, repeated } from './log-throttle.js';
 import { MfaChallenges } from './mfa-challenge.js';
+import { MailOutbox } from './mail/outbox.js';
 import type { ResolvedOptions } from './options.js';
 import { PasswordHasher } from './passwords.js';
 import { AuthRateLimits } from './rate-limit.js';
@@ -60,6 +62,8 @@ export interface AuthCore {
   secondFactors: SecondFactors;
   /** The audit log: `audit.record({...})` at every security event. */
   audit: AuditLog;
+  /** Password reset and address verification by mail; undefined when no mail is configured (those routes answer 503). */
+  accountEmail: AccountEmail | undefined;
   /** Our Redis command connection, when Redis is configured. */
   redis: Redis | undefined;
   start(): Promise<void>;
@@ -165,6 +169,20 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
   challenges.register(totp);
   challenges.register(recovery);
   const secondFactors = new SecondFactors({ users, challenges, totp, recovery, limits, sessions, audit });
+  let accountEmail: AccountEmail | undefined;
+  if (options.mail) {
+    const m = options.mail;
+    // The outbox turns reset requests into mails with the flows below (it runs only after start()).
+    const outbox = new MailOutbox(db, m.transport, options.secretKey, m, warn, (tx, request) => accountEmail!.expandResetRequest(tx, request));
+    accountEmail = new AccountEmail(db, clock, users, sessions, hasher, audit, outbox, {
+      resetTtlMs: options.passwordResetTtlSeconds * SECOND,
+      verifyTtlMs: options.emailVerifyTtlSeconds * SECOND,
+      mailsPerHour: m.perAddressPerHour,
+      from: m.from,
+      context: { product: m.productName, publicUrl: options.publicUrl },
+      passwordPolicy: options.passwordPolicy,
+    });
+  }
   const grants = new Grants({
     users,
     hasher,
@@ -176,6 +194,10 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     log,
     audit,
     challenges,
+    requireVerifiedEmail: options.requireEmailVerification,
+    emailUnverified: async (user) => {
+      await accountEmail?.sendVerification(user, 'skip');
+    },
   });
 
   return {
@@ -201,6 +223,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     recovery,
     secondFactors,
     audit,
+    accountEmail,
     redis,
     async start() {
       await hasher.prepare();
@@ -215,10 +238,18 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       audit.start();
       legacyTokens?.start();
       keyFollower?.start();
+      accountEmail?.outbox.start();
       const pruneKeys = keyFollower ? [() => keyFollower.prune()] : [];
-      sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [() => sessions.housekeep(), () => audit.prune(), () => challenges.housekeep(), ...pruneKeys]);
+      sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [
+        () => sessions.housekeep(),
+        () => audit.prune(),
+        () => challenges.housekeep(),
+        async () => accountEmail?.prune(),
+        ...pruneKeys,
+      ]);
     },
     async close() {
+      await accountEmail?.outbox.stop();
       await sessions.stop();
       await feed?.stop();
       // Before the database closes: no event is lost on a clean shutdown.

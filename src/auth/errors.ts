@@ -39,6 +39,9 @@ export const ERROR_CODES = {
   current_password_incorrect: { status: 400 },
   mfa_failed: { status: 400, oauth: 'invalid_grant' },
   mfa_code_invalid: { status: 400, oauth: 'invalid_grant' },
+  reset_token_invalid: { status: 400 },
+  verify_token_invalid: { status: 400 },
+  email_not_verified: { status: 400, oauth: 'invalid_grant' },
   bad_request: { status: 400, oauth: 'invalid_request' },
   not_authenticated: { status: 401, challenge: null },
   invalid_token: { status: 401, challenge: 'invalid_token' },
@@ -63,6 +66,7 @@ export const ERROR_CODES = {
   store_unavailable: { status: 503 },
   busy: { status: 503 },
   shutting_down: { status: 503 },
+  mail_unavailable: { status: 503 },
   internal_error: { status: 500 },
 } as const satisfies Record<string, CodeSpec>;
 

@@ -50,6 +50,10 @@ export interface GrantDeps {
   audit: AuditLog;
   /** The second step of sign-ins of accounts with a second factor. */
   challenges: MfaChallenges;
+  /** REQUIRE_EMAIL_VERIFICATION: a right password for an unverified address is refused. */
+  requireVerifiedEmail?: boolean;
+  /** Mails a fresh verification link (rate-limited) to a user refused for that reason. */
+  emailUnverified?: (user: UserRow) => Promise<void>;
 }
 
 
@@ -115,6 +119,8 @@ export class Grants {
       throw new AuthError('invalid_credentials', BAD_CREDENTIALS);
     }
     await limits.loginSucceeded(loginKey, meta.ip ?? '');
+    // Only now, after the right password: a wrong one never learns whether the address is verified.
+    if (this.deps.requireVerifiedEmail && !user.email_verified) await this.refuseUnverified(user, username, meta);
     if (requested && !scopes.roleAllows(user.role, requested)) {
       this.deps.audit.record({ type: 'login_failed', userId: user.id, username, meta, detail: { reason: 'invalid_scope' } });
       throw new AuthError('invalid_scope', 'The requested scope is not allowed for this account');
@@ -177,6 +183,16 @@ export class Grants {
     const { response, sessionId } = await this.openSession(user, scope, meta, sessionAmr);
     this.deps.audit.record({ type: 'login', userId: user.id, username: user.username, sessionId, meta, detail: { scope, amr: sessionAmr } });
     return response;
+  }
+
+  private async refuseUnverified(user: UserRow, username: string, meta: SessionMeta): Promise<never> {
+    try {
+      await this.deps.emailUnverified?.(user);
+    } catch (err) {
+      this.deps.log.warn({ userId: user.id, err: (err as Error).message }, 'could not queue a verification mail');
+    }
+    this.deps.audit.record({ type: 'login_failed', userId: user.id, username, meta, detail: { reason: 'email_not_verified' } });
+    throw new AuthError('email_not_verified', 'The email address of this account is not verified: follow the link just mailed to it');
   }
 
   /** The refresh grant: rotation with the grace window and reuse detection (sessions.ts); may narrow, never widen. */

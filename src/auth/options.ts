@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import { Value } from 'typebox/value';
 import type { Clock } from '../clock.js';
 import type { Database } from '../db/client.js';
+import type { MailTransport } from './mail/transport.js';
 import { ROLES } from './scopes.js';
 
 const DAY = 24 * 3600;
@@ -31,6 +32,8 @@ const Limits = Type.Object(
     registerPerHour: Type.Integer({ minimum: 0, default: 20 }),
     /** Failed logins per account and IP per 15 min before 429 (0: off). */
     failedLoginsPerAccount: Type.Integer({ minimum: 0, default: 10 }),
+    /** Password-reset requests per client IP per hour (0: off). */
+    passwordResetPerHour: Type.Integer({ minimum: 0, default: 10 }),
   },
   { additionalProperties: false, default: {} },
 );
@@ -55,6 +58,26 @@ const AuditBuffer = Type.Object(
     maxBuffered: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10_000 }),
   },
   { additionalProperties: false, default: {} },
+);
+
+/** Mail delivery (password reset, address verification): absent, those routes answer 503. */
+const Mail = Type.Object(
+  {
+    /** Where mail goes: smtpTransport(url), fileTransport(dir, …), or your own MailTransport. */
+    transport: Type.Unsafe<MailTransport>({ description: 'a MailTransport' }),
+    from: Type.String({ minLength: 3, default: 'Gatehouse <no-reply@localhost>' }),
+    /** The product's name in the mails. */
+    productName: Type.String({ minLength: 1, maxLength: 100, default: 'Gatehouse' }),
+    /** Mails of one kind (reset, verification) per address per hour. */
+    perAddressPerHour: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
+    /** How long a node owns a mail it is delivering (longer than the SMTP timeouts). */
+    leaseMs: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 60_000 }),
+    pollMs: Type.Integer({ minimum: 10, maximum: 600_000, default: 1000 }),
+    retryBaseMs: Type.Integer({ minimum: 10, maximum: 3_600_000, default: 1000 }),
+    retryMaxMs: Type.Integer({ minimum: 10, maximum: 86_400_000, default: 300_000 }),
+    giveUpMs: Type.Integer({ minimum: 60_000, default: 3 * 86_400_000 }),
+  },
+  { additionalProperties: false },
 );
 
 export const GatehouseOptionsSchema = Type.Object(
@@ -111,6 +134,11 @@ export const GatehouseOptionsSchema = Type.Object(
     }),
     passwordPolicy: PasswordPolicy,
     limits: Limits,
+    mail: Type.Optional(Mail),
+    passwordResetTtlSeconds: seconds(1800, 60, DAY, 'a password-reset link works this long'),
+    emailVerifyTtlSeconds: seconds(48 * 3600, 600, 30 * DAY, 'an address-verification link works this long'),
+    /** A right password for an unverified address is refused (and a new link mailed). Needs `mail`. */
+    requireEmailVerification: Type.Boolean({ default: false }),
     hashing: Hashing,
     /** A Redis client: shared rate limits and cross-node events (the plugin duplicates it; it never closes yours). */
     redis: Type.Optional(Type.Unsafe<Redis | string>({ description: 'an ioredis client or a redis:// URL' })),
@@ -124,7 +152,8 @@ export const GatehouseOptionsSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export type GatehouseOptions = Partial<Omit<Static<typeof GatehouseOptionsSchema>, 'database' | 'secretKey' | 'passwordPolicy' | 'limits' | 'hashing' | 'auditBuffer'>> & {
+export type GatehouseOptions = Partial<Omit<Static<typeof GatehouseOptionsSchema>, 'database' | 'secretKey' | 'passwordPolicy' | 'limits' | 'hashing' | 'auditBuffer' | 'mail'>> & {
+  mail?: Partial<Static<typeof Mail>> & { transport: MailTransport };
   database: Database | string;
   secretKey: string;
   passwordPolicy?: Partial<Static<typeof PasswordPolicy>>;
@@ -152,8 +181,13 @@ export class GatehouseOptionsError extends Error {
 
 export function resolveOptions(options: GatehouseOptions): ResolvedOptions {
   // Handles and clocks are objects the schema cannot copy: kept aside, put back.
-  const { database, redis, clock, ...plain } = options;
-  const filled = Value.Default(GatehouseOptionsSchema, { ...structuredClone(plain), database: 'x' }) as ResolvedOptions;
+  const { database, redis, clock, mail, ...plain } = options;
+  const { transport, ...mailPlain } = mail ?? {};
+  const filled = Value.Default(GatehouseOptionsSchema, {
+    ...structuredClone(plain),
+    database: 'x',
+    ...(mail ? { mail: { ...structuredClone(mailPlain), transport: {} } } : {}),
+  }) as ResolvedOptions;
   const problems = [...Value.Errors(GatehouseOptionsSchema, filled)].map((e) => `${e.instancePath || '/'} ${e.message}`);
   if (typeof database !== 'string' && (typeof database !== 'object' || database === null || typeof database.query !== 'function')) {
     problems.push('/database must be a Database or a postgres:// URL');
@@ -164,7 +198,12 @@ export function resolveOptions(options: GatehouseOptions): ResolvedOptions {
   if (filled.algorithm === 'HS256' && filled.privateKey) problems.push('/privateKey is set but the algorithm is HS256');
   if (!filled.legacySecretKey !== !filled.legacyTokensUntil) problems.push('/legacySecretKey and /legacyTokensUntil go together');
   if (filled.legacyTokensUntil && !isIsoInstant(filled.legacyTokensUntil)) problems.push('/legacyTokensUntil must be an ISO 8601 date, or date-time with a time zone');
+  if (mail && (typeof transport !== 'object' || transport === null || typeof transport.send !== 'function')) {
+    problems.push('/mail/transport must be a MailTransport (an object with send())');
+  }
+  if (filled.requireEmailVerification && !mail) problems.push('/requireEmailVerification needs mail (nobody could verify an address)');
   if (problems.length) throw new GatehouseOptionsError(problems);
   filled.publicUrl = filled.publicUrl.replace(/\/+$/, '');
+  if (filled.mail) filled.mail.transport = transport!;
   return { ...filled, issuer: filled.issuer ?? filled.publicUrl, database, redis, clock };
 }

@@ -33,6 +33,8 @@ export interface RateLimitOptions {
   tokenPerMinute: number;
   registerPerHour: number;
   failedLoginsPerAccount: number;
+  /** Password-reset requests per IP per hour (0: off); absent: 10. */
+  passwordResetPerHour?: number;
 }
 
 /** Where counters may be kept: Redis wins, then a PostgreSQL server; otherwise memory. */
@@ -97,6 +99,7 @@ export class AuthRateLimits {
   readonly store: RateLimitStoreKind;
   private readonly token?: RateLimiterAbstract;
   private readonly register?: RateLimiterAbstract;
+  private readonly reset?: RateLimiterAbstract;
   private readonly failuresUserIp?: RateLimiterAbstract;
   private readonly failuresUser?: RateLimiterAbstract;
   /** Accounts slowed down: the key is blocked for the current wait. */
@@ -145,6 +148,7 @@ export class AuthRateLimits {
       make(keyPrefix, points, duration, { inMemoryBlockOnConsumed: points + 1 });
     this.token = perIp('token', opts.tokenPerMinute, 60);
     this.register = perIp('register', opts.registerPerHour, 3600);
+    this.reset = perIp('reset', opts.passwordResetPerHour ?? 10, 3600);
     this.failuresUserIp = make('fail-ui', opts.failedLoginsPerAccount, FAILURE_WINDOW_S, { blockDuration: FAILURE_WINDOW_S });
     // Counts only: what it leads to is a slowdown, never a block of its own.
     this.failuresUser = make('fail-u', Number.MAX_SAFE_INTEGER, 24 * 3600);
@@ -177,6 +181,10 @@ export class AuthRateLimits {
 
   async registration(ip: string): Promise<void> {
     await consume(this.register, ipKey(ip), 'Too many registrations');
+  }
+
+  async passwordResetRequest(ip: string): Promise<void> {
+    await consume(this.reset, ipKey(ip), 'Too many password-reset requests');
   }
 
   /**

@@ -8,6 +8,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { FastifyRequest } from 'fastify';
 import { bodyErrors, empty, guarded, limited, problem, unavailable } from '../http/openapi.js';
 import { noStore } from '../http/render.js';
+import { accountRoutes } from './account-routes.js';
 import { browserRoutes } from './browser-sessions.js';
 import type { AuthCore } from './core.js';
 import { AuthError, validationFailed, type FieldError } from './errors.js';
@@ -80,6 +81,8 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         role: 'user',
       });
       audit.record({ type: 'register', userId: user.id, username: user.username, meta: sessionMeta(request) });
+      // The account exists whatever happens to its mail: a failure here is logged, and a new link can be asked for.
+      await core.accountEmail?.sendVerification(user, 'skip').catch((err: unknown) => request.log.warn({ err: (err as Error).message }, 'could not queue the verification mail'));
       return reply.code(201).send(toPublicUser(user));
     },
   );
@@ -154,6 +157,9 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       return {};
     },
   );
+
+  // Password reset and address verification (account-routes.ts).
+  await app.register(accountRoutes, { core });
 
   app.post(
     '/logout',

@@ -91,6 +91,7 @@ export const User = Type.Object(
     role: Type.Union([Type.Literal('user'), Type.Literal('admin')]),
     disabled: Type.Boolean(),
     mfa: Type.Boolean({ description: 'A second factor (TOTP) is required at sign-in' }),
+    email_verified: Type.Boolean({ description: 'The owner proved the address (a link mailed to it was followed)' }),
     created_at: Type.String({ format: 'date-time' }),
   },
   { $id: 'User' },

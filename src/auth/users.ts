@@ -20,6 +20,7 @@ export interface UserRow {
   disabled: boolean;
   /** A second factor is required after the password (kept by changeSecondFactors). */
   mfa: boolean;
+  email_verified: boolean;
   created_at: Date;
   updated_at: Date;
 }
@@ -32,6 +33,7 @@ export interface PublicUser {
   role: Role;
   disabled: boolean;
   mfa: boolean;
+  email_verified: boolean;
   created_at: string;
 }
 
@@ -44,6 +46,7 @@ export function toPublicUser(u: UserRow): PublicUser {
     role: u.role,
     disabled: u.disabled,
     mfa: u.mfa,
+    email_verified: u.email_verified,
     created_at: u.created_at.toISOString(),
   };
 }
@@ -103,6 +106,8 @@ export interface NewUser {
   fullName: string | null;
   passwordHash: string;
   role: Role;
+  /** The address is known to be the owner's (an import from an app that checked it); default false. */
+  emailVerified?: boolean;
 }
 
 /** A user brought from another application (import-users): its hash as stored there. */
@@ -164,9 +169,9 @@ export class UsersRepository {
   async create(u: NewUser): Promise<UserRow> {
     try {
       const r = await this.db.query<UserRow>(
-        `INSERT INTO users (id, username, email, full_name, password_hash, role, disabled, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, false, $7, $7) RETURNING *`,
-        [randomUUID(), u.username, u.email, u.fullName, u.passwordHash, u.role, this.now()],
+        `INSERT INTO users (id, username, email, full_name, password_hash, role, disabled, email_verified, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, false, $8, $7, $7) RETURNING *`,
+        [randomUUID(), u.username, u.email, u.fullName, u.passwordHash, u.role, this.now(), u.emailVerified ?? false],
       );
       return r.rows[0]!;
     } catch (err) {
@@ -224,7 +229,38 @@ export class UsersRepository {
     await this.onChange(id);
   }
 
-  /** Edits the profile; undefined when there is no such user. Throws 409 when the email is taken. */
+  /**
+   * A reset's new password, in the caller's transaction (announce() after
+   * the commit). Following a link mailed to the address also proves the
+   * address, when it is still the account's.
+   */
+  async resetPassword(tx: Queryable, id: string, hash: string, mailedTo: string): Promise<void> {
+    await tx.query(
+      `UPDATE users SET password_hash = $2, email_verified = email_verified OR lower(email) = lower($3), updated_at = $4 WHERE id = $1`,
+      [id, hash, mailedTo, this.now()],
+    );
+    await tx.query(feedInsert('$1'), [userEvent(id)]);
+  }
+
+  /** Marks the address verified if it is still `email`, in the caller's transaction; undefined otherwise. */
+  async markEmailVerified(tx: Queryable, id: string, email: string): Promise<UserRow | undefined> {
+    const r = await tx.query<UserRow>(
+      `UPDATE users SET email_verified = true, updated_at = $3 WHERE id = $1 AND lower(email) = lower($2) RETURNING *`,
+      [id, email, this.now()],
+    );
+    if (r.rows[0]) await tx.query(feedInsert('$1'), [userEvent(id)]);
+    return r.rows[0];
+  }
+
+  /** After a change committed elsewhere (a transaction of account-email.ts): tell every node. */
+  async announce(id: string): Promise<void> {
+    await this.onChange(id);
+  }
+
+  /**
+   * Edits the profile; undefined when there is no such user. Throws 409 when
+   * the email is taken. A new address (not just a new spelling) is unverified.
+   */
   async updateProfile(id: string, p: { fullName?: string | null; email?: string }): Promise<UserRow | undefined> {
     let row: UserRow | undefined;
     try {
@@ -232,6 +268,7 @@ export class UsersRepository {
         `WITH u AS (
            UPDATE users SET
              full_name = CASE WHEN $2 THEN $3 ELSE full_name END,
+             email_verified = CASE WHEN $4::text IS NOT NULL AND lower($4::text) <> lower(email) THEN false ELSE email_verified END,
              email = COALESCE($4, email),
              updated_at = $5
            WHERE id = $1 RETURNING *),

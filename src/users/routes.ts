@@ -10,6 +10,7 @@ import { User } from '../auth/schemas.js';
 import { isValidEmail, toPublicUser, type UserRow } from '../auth/users.js';
 import { bodyErrors, empty, guarded, limited, problem, unavailable } from '../http/openapi.js';
 import { noStore } from '../http/render.js';
+import { addressMoved } from './email-routes.js';
 
 const Session = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -75,7 +76,9 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
         throw validationFailed([{ path: '/email', message: 'must be a valid email address' }]);
       }
       if (full_name === undefined && email === undefined) return toPublicUser(await currentUser(me.userId));
-      if (email !== undefined && email.toLowerCase() !== me.profile.email.toLowerCase()) {
+      const before = me.profile.email;
+      const moving = email !== undefined && email.toLowerCase() !== before.toLowerCase();
+      if (moving) {
         // Moving the account to another address is a sensitive change: prove it is you (and no
         // enumeration of taken addresses without the password, which is as limited as a login).
         if (current_password === undefined) {
@@ -85,6 +88,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       }
       const updated = await users.updateProfile(me.userId, { fullName: full_name, email });
       if (!updated) throw notFound('User not found');
+      if (moving) await addressMoved(request, updated, before);
       return toPublicUser(updated);
     },
   );

@@ -12,6 +12,8 @@ export const PATHS = [
   '/write/new',
   '/write/:id',
   '/account',
+  '/reset-password',
+  '/verify-email',
 ] as const;
 
 export type PagePath = (typeof PATHS)[number];

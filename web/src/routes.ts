@@ -7,6 +7,8 @@ import { Account } from './pages/account';
 import { Blog } from './pages/blog';
 import { EditPost, NewPost, YourPosts } from './pages/write';
 import { PostPage } from './pages/post';
+import { ResetPassword } from './pages/reset-password';
+import { VerifyEmail } from './pages/verify-email';
 import { SignIn } from './pages/signin';
 import { SignUp } from './pages/signup';
 
@@ -30,4 +32,6 @@ export const ROUTES: Record<PagePath, Route> = {
   '/write/new': { title: 'New post', page: NewPost, signedIn: true },
   '/write/:id': { title: 'Edit post', page: EditPost, signedIn: true },
   '/account': { title: 'Account', page: Account, signedIn: true },
+  '/reset-password': { title: 'Reset your password', page: ResetPassword },
+  '/verify-email': { title: 'Confirm your email address', page: VerifyEmail },
 };

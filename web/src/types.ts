@@ -8,6 +8,7 @@ export interface User {
   disabled: boolean;
   /** A second factor is required at sign-in. */
   mfa: boolean;
+  email_verified: boolean;
   created_at: string;
 }
 

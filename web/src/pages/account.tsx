@@ -9,33 +9,49 @@ import { navigate } from '../router';
 import { reloadMe, useMe } from '../session';
 import type { Session, User } from '../types';
 import { TwoFactor } from './two-factor';
+import { ResendLink } from './verify-email';
 
 function Profile({ me }: { me: User }) {
   const [fullName, setFullName] = useState(me.full_name ?? '');
   const [email, setEmail] = useState(me.email);
   const [password, setPassword] = useState('');
-  const [saved, setSaved] = useState(false);
+  const [saved, setSaved] = useState<string | null>(null);
   const emailChanged = email.trim().toLowerCase() !== me.email.toLowerCase();
   const { busy, error, onSubmit } = useSubmit(async () => {
-    setSaved(false);
+    setSaved(null);
     const body: Record<string, string> = { full_name: fullName.trim() };
     if (emailChanged) Object.assign(body, { email: email.trim(), current_password: password });
     await api<User>('/users/me', { method: 'PATCH', body });
     setPassword('');
     await reloadMe();
-    setSaved(true);
+    setSaved(
+      emailChanged
+        ? 'Your profile is saved. A link to confirm the new address was mailed to it, and your old address was told of the change.'
+        : 'Your profile is saved.',
+    );
   });
   return (
     <section aria-labelledby="profile-h">
       <h2 id="profile-h">Profile</h2>
       <form onSubmit={onSubmit} class="card">
         <ErrorBox error={error} fields={['full_name', 'email', 'current_password']} />
-        {saved && <Notice>Your profile is saved.</Notice>}
+        {saved && <Notice>{saved}</Notice>}
         <p>
           Username: <strong>{me.username}</strong>
         </p>
         <Field label="Full name" name="full_name" value={fullName} onInput={setFullName} autocomplete="name" error={error} />
         <Field label="Email" name="email" type="email" value={email} onInput={setEmail} autocomplete="email" required error={error} />
+        {!emailChanged && (
+          <div class="email-status">
+            {me.email_verified ? (
+              <span class="badge ok">confirmed</span>
+            ) : (
+              <>
+                <span class="badge">not confirmed yet</span> <ResendLink />
+              </>
+            )}
+          </div>
+        )}
         {emailChanged && (
           <Field
             label="Current password (needed to change your email)"

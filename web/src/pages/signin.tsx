@@ -38,7 +38,7 @@ export function SignIn({ query }: PageProps) {
         </button>
       </form>
       <p>
-        No account yet? <a href="/signup">Sign up</a>.
+        No account yet? <a href="/signup">Sign up</a>. Forgot your password? <a href="/reset-password">Reset it</a>.
       </p>
     </>
   );
