@@ -72,7 +72,7 @@ describe('the FastAPI tutorial and Gatehouse, SECRET_KEY shared', { skip }, () =
     gh = await startApp({ db, env });
     plain = await startApp({ db, env: { SECRET_KEY: SHARED_KEY } });
     // johndoe as import-users brings him: the tutorial's hash of "secret".
-    await gh.core.users.insertMany([{ username: 'johndoe', email: 'johndoe@example.com', fullName: 'John Doe', passwordHash: TUTORIAL_HASH, disabled: false }]);
+    await gh.core.users.insertMany([{ username: 'johndoe', email: 'johndoe@example.com', fullName: 'John Doe', passwordHash: TUTORIAL_HASH, disabled: false, emailVerified: true }]);
   });
   after(async () => {
     // By PID: the uvicorn process this test started, and nothing else.

@@ -120,7 +120,7 @@ describe('import-users', () => {
           `   "full_name": "Ivan \\"the\\" [Terrible], {x}", "hashed_password": "${HASH_2Y}", "disabled": 1, "email_verified": "true"},`,
           '  "judy",',
           `  {"username": "ken", "email": "ken@example.com", "hashed_password": "$2b$31$EixZaYVK1fsbw1ZfbX3OXePaWxn96p36WQoeG6Lruj3vjPGga31lW"},`,
-          `  {"username": "leo", "email": "leo@example.com", "hashed_password": "${HASH_2A}", "disabled": "FALSE"}`,
+          `  {"username": "leo", "email": "leo@example.com", "hashed_password": "${HASH_2A}", "disabled": "FALSE", "email_verified": "false"}`,
           ']',
         ].join('\n');
         writeFileSync(file, text);
@@ -164,8 +164,8 @@ describe('import-users', () => {
             const me = await app.http.get('/users/me', r.body.access_token);
             assert.equal(me.body.username, name.toLowerCase());
           }
-          const rows = await app.core.db.query<{ username: string; password_hash: string; disabled: boolean; full_name: string | null }>(
-            'SELECT username, password_hash, disabled, full_name FROM users ORDER BY username',
+          const rows = await app.core.db.query<{ username: string; password_hash: string; disabled: boolean; full_name: string | null; email_verified: boolean }>(
+            'SELECT username, password_hash, disabled, full_name, email_verified FROM users ORDER BY username',
           );
           const by = Object.fromEntries(rows.rows.map((r) => [r.username, r]));
           for (const name of ['johndoe', 'alice', 'carol', 'heidi', 'leo']) assert.match(by[name]!.password_hash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/, name);
@@ -177,6 +177,11 @@ describe('import-users', () => {
           );
           assert.equal(by.alice!.full_name, 'Alice\nWonderson');
           assert.equal(by.ivan!.full_name, 'Ivan "the" [Terrible], {x}');
+          // Imported addresses count as verified unless the file says otherwise.
+          assert.deepEqual(
+            rows.rows.filter((r) => !r.email_verified).map((r) => r.username),
+            ['leo'],
+          );
           assert.equal((await app.http.token({ grant_type: 'password', username: 'dave', password: 'secret' })).status, 400);
           assert.equal((await app.http.token({ grant_type: 'password', username: 'johndoe', password: 'wrong' })).status, 400);
         });

@@ -117,6 +117,8 @@ export interface ImportedUser {
   fullName: string | null;
   passwordHash: string;
   disabled: boolean;
+  /** The old app had confirmed the address (imports default to yes: the account is a known one). */
+  emailVerified: boolean;
 }
 
 /** The change-feed payload announcing a change to this user. */
@@ -185,22 +187,20 @@ export class UsersRepository {
    * registration (ON CONFLICT DO NOTHING): running an import twice inserts
    * nothing twice. New ids are in no node's cache: nothing to announce.
    * Returns the usernames inserted.
-   * TODO(issue 12): with users.email_verified, insert ImportRow.emailVerified
-   * (users-import/rows.ts; true unless the file says false).
    */
   async insertMany(rows: readonly ImportedUser[]): Promise<Set<string>> {
     if (rows.length === 0) return new Set();
     // One JSON parameter (JSON.stringify is native and fast; array parameters are escaped element by element).
     const r = await this.db.query<{ username: string }>(
-      `INSERT INTO users (id, username, email, full_name, password_hash, role, disabled, created_at, updated_at)
-       SELECT id, username, email, full_name, password_hash, 'user', disabled, $2, $2
+      `INSERT INTO users (id, username, email, full_name, password_hash, role, disabled, email_verified, created_at, updated_at)
+       SELECT id, username, email, full_name, password_hash, 'user', disabled, email_verified, $2, $2
        FROM json_to_recordset($1::json)
-         AS t(id uuid, username text, email text, full_name text, password_hash text, disabled boolean)
+         AS t(id uuid, username text, email text, full_name text, password_hash text, disabled boolean, email_verified boolean)
        ON CONFLICT DO NOTHING
        RETURNING username`,
       [
         JSON.stringify(
-          rows.map((u) => ({ id: randomUUID(), username: u.username, email: u.email, full_name: u.fullName, password_hash: u.passwordHash, disabled: u.disabled })),
+          rows.map((u) => ({ id: randomUUID(), username: u.username, email: u.email, full_name: u.fullName, password_hash: u.passwordHash, disabled: u.disabled, email_verified: u.emailVerified })),
         ),
         this.now(),
       ],

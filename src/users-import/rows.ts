@@ -11,14 +11,8 @@ export const FIELDS = ['username', 'email', 'full_name', 'hashed_password', 'dis
 const REQUIRED = ['username', 'email', 'hashed_password'] as const;
 const MAX_FULL_NAME = 200;
 
-export interface ImportRow extends ImportedUser {
-  /**
-   * Whether the old app had verified the address (default: yes, an imported
-   * account is a known one). TODO(issue 12): store it when users.email_verified
-   * exists; until then it is read, checked and dropped (see insertMany).
-   */
-  emailVerified: boolean;
-}
+/** A row as imported; `emailVerified` defaults to yes (an imported account is a known one). */
+export type ImportRow = ImportedUser;
 
 export type RowResult = { ok: true; row: ImportRow } | { ok: false; reason: string };
 
