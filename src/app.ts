@@ -19,6 +19,7 @@ import { buildValidator, registerRequestChecks } from './http/validation.js';
 import { benchRoutes } from './http/bench-routes.js';
 import { opsRoutes } from './http/ops.js';
 import { userRoutes } from './users/routes.js';
+import { passkeyRoutes } from './users/passkey-routes.js';
 import { blog, BLOG_AUTH } from './posts/plugin.js';
 import { adminRoutes } from './admin/routes.js';
 import { auditRoutes } from './audit/routes.js';
@@ -69,6 +70,7 @@ export function pluginOptions(config: Config, db: Database, clock: Clock): Gateh
       failedLoginsPerAccount: config.rateLimitFailedLoginsPerAccount,
     },
     hashing: { concurrency: config.hashConcurrency, queueMax: config.hashQueueMax },
+    webauthn: { rpId: config.webauthnRpId, rpName: config.webauthnRpName },
     redis: config.redisUrl,
     redisPrefix: config.redisPrefix,
     ...BLOG_AUTH,
@@ -244,6 +246,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   }
   await app.register(opsRoutes, { core });
   await app.register(userRoutes, { core });
+  await app.register(passkeyRoutes, { core });
   await app.register(blog, { core });
   await app.register(adminRoutes, { core });
   await app.register(auditRoutes, { core });

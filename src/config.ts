@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import Type, { type Static, type TSchema } from 'typebox';
 import Value from 'typebox/value';
 import { ALGORITHMS, privateKeyProblem, type JwtAlgorithm } from './auth/algorithms.js';
+import { rpIdFits } from './auth/options.js';
 
 export interface Config {
   nodeEnv: 'production' | 'development' | 'test';
@@ -62,6 +63,9 @@ export interface Config {
   hsts: boolean;
   /** Benchmarks only: serve GET /_bench/floor, the bare-route baseline. */
   benchRoutes: boolean;
+  /** Passkeys: the relying party id (default: PUBLIC_URL's host) and the name authenticators show. */
+  webauthnRpId: string | undefined;
+  webauthnRpName: string;
 }
 
 export class ConfigError extends Error {
@@ -148,6 +152,10 @@ export const ENV = Type.Object({
   BODY_LIMIT_BYTES: int(1024 * 1024, 1024, 64 * 1024 * 1024, 'larger bodies get 413'),
   SESSION_RETENTION_DAYS: int(7, 0, 3650, 'ended sessions are deleted this long after they end'),
   AUDIT_RETENTION_DAYS: int(90, 1, 3650, 'audit events are deleted this long after they happen'),
+  WEBAUTHN_RP_ID: Type.Optional(
+    Type.String({ pattern: '^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$', description: "passkeys' relying party id: PUBLIC_URL's host (default) or a parent domain of it" }),
+  ),
+  WEBAUTHN_RP_NAME: Type.String({ default: 'Gatehouse', minLength: 1, maxLength: 64, description: 'the name authenticators show beside a passkey' }),
   BENCH_ROUTES: Type.Boolean({ default: false, internal: true, description: 'benchmarks only: serve GET /_bench/floor' }),
 });
 export type Env = Static<typeof ENV>;
@@ -254,6 +262,12 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     throw new ConfigError('JWT_PRIVATE_KEY', `is required in production with ALGORITHM=${algorithm}`);
   }
 
+  const publicUrl = publicUrlOf(env.PUBLIC_URL, env.HOST, env.PORT);
+  const host = new URL(publicUrl).hostname;
+  if (env.WEBAUTHN_RP_ID && !rpIdFits(env.WEBAUTHN_RP_ID, host)) {
+    throw new ConfigError('WEBAUTHN_RP_ID', `must be PUBLIC_URL's host (${host}) or a parent domain of it`);
+  }
+
   const workers = env.WORKERS === 'auto' ? availableParallelism() : env.WORKERS;
   if (workers > 1 && !env.DATABASE_URL) {
     throw new ConfigError('WORKERS', 'must be 1 with the embedded database (set DATABASE_URL to run several workers)');
@@ -278,7 +292,7 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     redisPrefix: env.REDIS_PREFIX,
     host: env.HOST,
     port: env.PORT,
-    publicUrl: publicUrlOf(env.PUBLIC_URL, env.HOST, env.PORT),
+    publicUrl,
     corsOrigins: env.CORS_ORIGINS,
     trustProxy: trustProxyOf(env.TRUST_PROXY),
     warnings,
@@ -298,6 +312,8 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     hsts: env.HSTS ?? production,
     benchRoutes: env.BENCH_ROUTES,
+    webauthnRpId: env.WEBAUTHN_RP_ID,
+    webauthnRpName: env.WEBAUTHN_RP_NAME,
   };
 }
 

@@ -13,6 +13,8 @@ import { Grants } from './grants.js';
 import { loadSigningKeys, type SigningKeys } from './keys.js';
 import { LogThrottle, repeated } from './log-throttle.js';
 import type { ResolvedOptions } from './options.js';
+import { PasskeyGrants } from './passkey-grants.js';
+import { Passkeys, relyingParty } from './passkeys.js';
 import { PasswordHasher } from './passwords.js';
 import { AuthRateLimits } from './rate-limit.js';
 import { Revocations } from './revocations.js';
@@ -21,6 +23,7 @@ import { Sessions } from './sessions.js';
 import { TokenService } from './tokens.js';
 import { UserStates } from './user-state.js';
 import { UsersRepository } from './users.js';
+import { WebAuthnChallenges } from './webauthn-challenges.js';
 
 export interface AuthCore {
   options: ResolvedOptions;
@@ -39,6 +42,9 @@ export interface AuthCore {
   sessions: Sessions;
   limits: AuthRateLimits;
   grants: Grants;
+  /** Passkeys: ceremonies and credentials (passkeys.ts), and their grants. */
+  passkeys: Passkeys;
+  passkeyGrants: PasskeyGrants;
   /** The audit log: `audit.record({...})` at every security event. */
   audit: AuditLog;
   /** Our Redis command connection, when Redis is configured. */
@@ -130,6 +136,8 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     log,
     audit,
   });
+  const passkeys = new Passkeys(db, clock, new WebAuthnChallenges(db, clock), relyingParty(options.publicUrl, options.webauthn));
+  const passkeyGrants = new PasskeyGrants({ passkeys, grants, scopes, audit });
 
   return {
     options,
@@ -147,6 +155,8 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     sessions,
     limits,
     grants,
+    passkeys,
+    passkeyGrants,
     audit,
     redis,
     async start() {
@@ -160,7 +170,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       revocations.start();
       limits.start();
       audit.start();
-      sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [() => sessions.housekeep(), () => audit.prune()]);
+      sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [() => sessions.housekeep(), () => audit.prune(), () => passkeys.housekeep()]);
     },
     async close() {
       await sessions.stop();

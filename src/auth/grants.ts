@@ -140,10 +140,15 @@ export class Grants {
     return tokenResponse(access.token, access.expiresIn, r.refreshToken, r.grantedScope);
   }
 
-  /** A new session for a user who has just proved who they are. */
-  async openSession(user: Pick<UserRow, 'id' | 'username'>, scope: string, meta: SessionMeta): Promise<{ response: TokenResponse; sessionId: string }> {
+  /** A new session for a user who has just proved who they are (`amr`: how, RFC 8176). */
+  async openSession(
+    user: Pick<UserRow, 'id' | 'username'>,
+    scope: string,
+    meta: SessionMeta,
+    amr: readonly string[] = PASSWORD_AMR,
+  ): Promise<{ response: TokenResponse; sessionId: string }> {
     const { sessionId, refreshToken, createdAt } = await this.deps.sessions.open(user.id, scope, meta);
-    const access = this.deps.tokens.issue({ sub: user.id, sid: sessionId, scope, username: user.username, authTime: createdAt, amr: PASSWORD_AMR });
+    const access = this.deps.tokens.issue({ sub: user.id, sid: sessionId, scope, username: user.username, authTime: createdAt, amr });
     return { response: tokenResponse(access.token, access.expiresIn, refreshToken, scope), sessionId };
   }
 

@@ -22,6 +22,7 @@ import { createAuthCore, type AuthCore } from './core.js';
 import { installGuard } from './guard.js';
 import { resolveOptions, type GatehouseOptions } from './options.js';
 import { authRoutes, sessionMeta, wellKnownRoutes } from './routes.js';
+import { passkeyAuthRoutes } from './passkey-routes.js';
 import { AuthError } from './errors.js';
 import type { AuditRecord } from './audit.js';
 
@@ -81,6 +82,7 @@ async function gatehousePlugin(app: FastifyInstance, raw: GatehouseOptions): Pro
     async (auth) => {
       await ownContext(auth, options.realm);
       await auth.register(authRoutes, { core });
+      await auth.register(passkeyAuthRoutes, { core });
     },
     { prefix: options.prefix },
   );

@@ -10,6 +10,7 @@ import { noStore } from '../http/render.js';
 import type { AuthCore } from './core.js';
 import { AuthError, validationFailed, type FieldError } from './errors.js';
 import { principalOf } from './guard.js';
+import { WEBAUTHN_GRANT } from './passkey-grants.js';
 import { Jwks, LogoutQuery, OAuthErrorBody, RegisterRequest, RevokeRequest, TokenRequest, TokenResponse, User } from './schemas.js';
 import type { SessionMeta } from './sessions.js';
 import { InvalidTokenError } from './tokens.js';
@@ -102,10 +103,12 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       config: { oauth: true },
       schema: {
         tags: ['auth'],
-        summary: 'OAuth 2.0 token endpoint (password and refresh_token grants)',
+        summary: 'OAuth 2.0 token endpoint (password, refresh_token and passkey grants)',
         description:
           'Form-encoded (RFC 6749 §4.3 and §6); JSON is accepted too. Errors are RFC 6749 §5.2 JSON. ' +
-          'A refresh token is single-use: each use returns a new one.',
+          'A refresh token is single-use: each use returns a new one. ' +
+          `\`${WEBAUTHN_GRANT}\` with \`assertion\` (an AuthenticationResponseJSON, as a string, answering options from POST /auth/passkey/options) ` +
+          'signs in with a passkey alone: amr ["hwk", "user", "mfa"].',
         consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
         body: TokenRequest,
         response: { 200: TokenResponse, 400: OAuthErrorBody, 413: bodyErrors[413], ...limited, ...unavailable },
@@ -115,10 +118,14 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       const p = oauthParams(request.body);
       const grant = p.grant_type ?? (p.username !== undefined && p.password !== undefined ? 'password' : undefined);
       if (grant === undefined) throw new AuthError('invalid_request', 'The grant_type parameter is required');
-      if (grant !== 'password' && grant !== 'refresh_token') {
-        throw new AuthError('unsupported_grant_type', 'Supported grant types: password, refresh_token');
+      if (grant !== 'password' && grant !== 'refresh_token' && grant !== WEBAUTHN_GRANT) {
+        throw new AuthError('unsupported_grant_type', `Supported grant types: password, refresh_token, ${WEBAUTHN_GRANT}`);
       }
       await limits.tokenRequest(request.ip);
+      if (grant === WEBAUTHN_GRANT) {
+        if (!p.assertion) throw new AuthError('invalid_request', 'The assertion parameter is required');
+        return core.passkeyGrants.webauthn({ assertion: p.assertion, scope: p.scope }, sessionMeta(request));
+      }
       if (grant === 'password') {
         if (!p.username || p.password === undefined) {
           throw new AuthError('invalid_request', 'The username and password parameters are required');

@@ -3,11 +3,17 @@ import { Type } from '@fastify/type-provider-typebox';
 
 export const TokenRequest = Type.Object(
   {
-    grant_type: Type.Optional(Type.String({ description: '`password` or `refresh_token`; `password` when omitted with username and password' })),
+    grant_type: Type.Optional(
+      Type.String({
+        description:
+          '`password`, `refresh_token` or `urn:gatehouse:params:oauth:grant-type:webauthn`; `password` when omitted with username and password',
+      }),
+    ),
     // Bounded before anything normalises it: NFKC can make a character 18 (U+FDFA).
     username: Type.Optional(Type.String({ maxLength: 320, description: 'Username or email (at most 320 characters)' })),
     password: Type.Optional(Type.String({ format: 'password' })),
     refresh_token: Type.Optional(Type.String()),
+    assertion: Type.Optional(Type.String({ maxLength: 16384, description: 'webauthn grants: the AuthenticationResponseJSON, as a JSON string' })),
     scope: Type.Optional(Type.String({ description: 'Space-separated scopes; omit for every scope your role allows' })),
     client_id: Type.Optional(Type.String()),
     client_secret: Type.Optional(Type.String()),
