@@ -1,8 +1,9 @@
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'data/', 'bench/results/'] },
+  { ignores: ['dist/', 'node_modules/', 'data/', 'bench/results/', 'test-results/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -12,6 +13,8 @@ export default tseslint.config(
       'no-console': ['error', { allow: ['error', 'warn'] }],
     },
   },
+  // The web pages run in browsers.
+  { files: ['web/**'], languageOptions: { globals: globals.browser } },
   // Scripts print their results.
   { files: ['bench/**', 'scripts/**'], rules: { 'no-console': 'off' } },
   // Test bodies are parsed JSON of many shapes; assertions check them.

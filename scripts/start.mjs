@@ -1,20 +1,13 @@
 // `npm start`, `npm run cli` (and `--build` alone): build first if dist/ is
-// missing or older than src/, then run the compiled entry point.
+// missing or older than src/ (and the web pages if dist/web/ is older than
+// web/), then run the compiled entry point.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildWeb, newest, webStale } from './build-web.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-
-function newest(dir) {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
 
 const stamp = join(root, 'dist', 'server.js');
 const stale = !existsSync(stamp) || newest(join(root, 'src')) > statSync(stamp).mtimeMs;
@@ -28,6 +21,11 @@ if (stale) {
 }
 
 const mode = process.argv[2];
+if (mode !== '--cli' && webStale()) {
+  process.stderr.write('gatehouse: building the web pages (esbuild)…\n');
+  await buildWeb();
+}
+
 if (mode === '--build') {
   // built above if needed; nothing to run
 } else if (mode === '--cli') {

@@ -1,6 +1,6 @@
 // buildApp(config, deps): the whole service as a Fastify instance, ready to
 // listen. Tests call it with their own database and clock.
-import cors from '@fastify/cors';
+import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -20,9 +20,11 @@ import { benchRoutes } from './http/bench-routes.js';
 import { opsRoutes } from './http/ops.js';
 import { userRoutes } from './users/routes.js';
 import { passkeyRoutes } from './users/passkey-routes.js';
+import { mfaRoutes } from './users/mfa-routes.js';
 import { blog, BLOG_AUTH } from './posts/plugin.js';
 import { adminRoutes } from './admin/routes.js';
 import { auditRoutes } from './audit/routes.js';
+import { pagesBuilt, webPages } from './pages/plugin.js';
 
 export interface BuildDeps {
   /** An open database; buildApp opens (and later closes) its own when absent. */
@@ -53,6 +55,8 @@ export function pluginOptions(config: Config, db: Database, clock: Clock): Gateh
     privateKey: config.jwtPrivateKey,
     keyDir: config.dataDir,
     publicUrl: config.publicUrl,
+    // `*` lets any page read the API without credentials; it never lets one use the session cookie.
+    browserOrigins: config.corsOrigins.filter((o) => o !== '*'),
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
     accessTokenTtlSeconds: config.accessTokenExpireMinutes * 60,
@@ -119,6 +123,31 @@ export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
   };
 }
 
+/**
+ * CORS: listed origins get their own origin back and credentials (the
+ * browser-session cookie); `*` lets any other origin read answers without
+ * credentials, never with them. Preflights allow X-Requested-With (the
+ * browser endpoints' CSRF header).
+ */
+export function corsOptions(origins: readonly string[]): FastifyCorsOptions {
+  const listed = new Set(origins.filter((o) => o !== '*'));
+  const anyOrigin = origins.includes('*');
+  const common = {
+    methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'X-Requested-With'],
+    exposedHeaders: ['WWW-Authenticate', 'Retry-After'],
+    maxAge: 600,
+  };
+  return {
+    // Per request, so the answer varies on Origin (the plugin adds Vary: Origin).
+    delegator: (request, callback) => {
+      const origin = request.headers.origin;
+      if (origin !== undefined && listed.has(origin)) callback(null, { ...common, origin, credentials: true });
+      else callback(null, { ...common, origin: anyOrigin ? '*' : false, credentials: false });
+    },
+  };
+}
+
 export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Gatehouse> {
   const ownDb = !deps.db;
   const db = deps.db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
@@ -174,15 +203,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   app.addSchema(Problem);
   app.addSchema(User);
 
-  if (config.corsOrigins.length) {
-    await app.register(cors, {
-      origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
-      methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
-      allowedHeaders: ['Authorization', 'Content-Type'],
-      exposedHeaders: ['WWW-Authenticate', 'Retry-After'],
-      maxAge: 600,
-    });
-  }
+  if (config.corsOrigins.length) await app.register(cors, corsOptions(config.corsOrigins));
 
   const options = { ...pluginOptions(config, db, clock), ...deps.options };
   await app.register(swagger, {
@@ -229,8 +250,10 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
     initOAuth: { usePkceWithAuthorizationCodeGrant: false },
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  // Until the web pages exist, a person opening the address finds the docs.
-  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs', 302));
+  // The web pages at / (built by `npm run build` / `npm start`); unbuilt (tests
+  // of the API alone, `npm run dev`), a person opening the address finds the docs.
+  if (pagesBuilt()) await app.register(webPages);
+  else app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs', 302));
 
   // The auth core, registered exactly as a host app would; then the resources on top of it.
   try {
@@ -247,6 +270,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   await app.register(opsRoutes, { core });
   await app.register(userRoutes, { core });
   await app.register(passkeyRoutes, { core });
+  await app.register(mfaRoutes, { core });
   await app.register(blog, { core });
   await app.register(adminRoutes, { core });
   await app.register(auditRoutes, { core });

@@ -24,7 +24,7 @@ import {
   type TestApp,
 } from './helpers.js';
 
-const USER_KEYS = ['created_at', 'disabled', 'email', 'full_name', 'id', 'role', 'username'];
+const USER_KEYS = ['created_at', 'disabled', 'email', 'full_name', 'id', 'mfa', 'role', 'username'];
 const INVALID_TOKEN = /^Bearer realm="gatehouse", error="invalid_token", error_description="[^"]+"$/;
 
 async function insertUser(db: Database, role: 'user' | 'admin', disabled = false): Promise<string> {

@@ -42,7 +42,7 @@ for (const backend of backends()) {
       const r = await register({ username, email: `${username}@Example.COM`, password: STRONG_PASSWORD, full_name: 'Ada Lovelace' });
       assert.equal(r.status, 201, r.text);
       assert.match(r.headers.get('content-type') ?? '', /^application\/json/);
-      assert.deepEqual(Object.keys(r.body).sort(), ['created_at', 'disabled', 'email', 'full_name', 'id', 'role', 'username']);
+      assert.deepEqual(Object.keys(r.body).sort(), ['created_at', 'disabled', 'email', 'full_name', 'id', 'mfa', 'role', 'username']);
       assert.match(r.body.id, UUID_RE);
       assert.equal(r.body.username, username);
       assert.equal(r.body.email, `${username}@Example.COM`, 'email stored as given');

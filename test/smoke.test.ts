@@ -16,7 +16,7 @@ for (const backend of backends()) {
       assert.equal(me.status, 200);
       assert.equal(me.body.username, u.username);
       assert.equal(me.body.password_hash, undefined);
-      assert.deepEqual(Object.keys(me.body).sort(), ['created_at', 'disabled', 'email', 'full_name', 'id', 'role', 'username']);
+      assert.deepEqual(Object.keys(me.body).sort(), ['created_at', 'disabled', 'email', 'full_name', 'id', 'mfa', 'role', 'username']);
     });
   });
 }

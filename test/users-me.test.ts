@@ -24,7 +24,7 @@ for (const backend of backends()) {
       const u = await registerAndLogin(app.http);
       const r = await app.http.get('/users/me', u.access);
       assert.equal(r.status, 200, r.text);
-      assert.deepEqual(Object.keys(r.body).sort(), ['created_at', 'disabled', 'email', 'full_name', 'id', 'role', 'username']);
+      assert.deepEqual(Object.keys(r.body).sort(), ['created_at', 'disabled', 'email', 'full_name', 'id', 'mfa', 'role', 'username']);
       assert.equal(r.body.id, u.id);
       assert.equal(r.body.username, u.username);
       assert.equal(r.body.email, u.email);

@@ -23,7 +23,7 @@ const UserPage = Type.Object(
 const guarded = { ...guardAnswers('The token lacks the admin scope (insufficient_scope)'), ...unavailable };
 
 export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
-  const { db, sessions, users, audit } = core;
+  const { db, sessions, users, audit, secondFactors } = core;
   // Other users' personal data: never cached.
   app.addHook('onSend', async (_request, reply) => noStore(reply));
 
@@ -49,12 +49,14 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async 
       config: { auth: { scopes: ['admin'] } },
       schema: {
         tags: ['admin'],
-        summary: "Disable or enable a user, or change their role; a disabled user's tokens fail on their next use",
+        summary:
+          "Disable or enable a user, change their role, or reset their second factors (mfa_reset: true, which also ends their sessions); a disabled user's tokens fail on their next use",
         params: Type.Object({ id: Type.String({ description: 'The user id (a UUID)' }) }),
         body: Type.Object(
           {
             disabled: Type.Optional(Type.Boolean()),
             role: Type.Optional(Type.Union([Type.Literal('user'), Type.Literal('admin')])),
+            mfa_reset: Type.Optional(Type.Boolean({ description: 'true: remove every second factor of the user (a lost phone) and end their sessions' })),
           },
           { additionalProperties: false },
         ),
@@ -74,7 +76,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async 
       let result;
       try {
         // The repository invalidates every node's copy of the user first thing after the commit.
-        result = await users.change(id, request.body);
+        result = await users.change(id, { disabled: request.body.disabled, role: request.body.role });
       } catch (err) {
         if (err instanceof LastAdminError) {
           const who = id === me.userId ? 'yourself' : 'this user';
@@ -83,7 +85,24 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async 
         throw err;
       }
       if (!result) throw notFound('User not found');
-      const { user, changed } = result;
+      let { user } = result;
+      const { changed } = result;
+      if (request.body.mfa_reset === true) {
+        // Whoever holds the lost phone's sessions is signed out too; announced like every user change.
+        await secondFactors.reset(user.id);
+        await sessions.revokeUserSessions(user.id);
+        user = (await users.findById(user.id)) ?? user;
+        request.log.info({ event: 'admin_mfa_reset', by: me.userId, userId: user.id }, 'second factors reset by an administrator');
+        audit.record({
+          type: 'mfa_disabled',
+          userId: user.id,
+          username: user.username,
+          actorId: me.userId,
+          sessionId: me.sessionId,
+          meta: sessionMeta(request),
+          detail: { by: me.userId, by_username: me.username, reason: 'admin_reset' },
+        });
+      }
       // Refresh tokens are refused for a disabled user anyway; their sessions end too. Also when the
       // user was disabled already: the node that disabled them may have died before announcing it.
       if (user.disabled) await sessions.revokeUserSessions(user.id);

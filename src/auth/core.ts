@@ -12,15 +12,20 @@ import { LocalBus, PgBus, RedisBus, type EventBus } from './event-bus.js';
 import { Grants } from './grants.js';
 import { loadSigningKeys, type SigningKeys } from './keys.js';
 import { LogThrottle, repeated } from './log-throttle.js';
+import { MfaChallenges } from './mfa-challenge.js';
 import type { ResolvedOptions } from './options.js';
-import { PasskeyGrants } from './passkey-grants.js';
+import { PasskeyFactor, PasskeyGrants } from './passkey-grants.js';
 import { Passkeys, relyingParty } from './passkeys.js';
 import { PasswordHasher } from './passwords.js';
 import { AuthRateLimits } from './rate-limit.js';
 import { Revocations } from './revocations.js';
+import { RecoveryCodes } from './recovery-codes.js';
 import { ScopeRules } from './scopes.js';
+import { SecondFactors } from './second-factors.js';
+import { SecretBox } from './secret-box.js';
 import { Sessions } from './sessions.js';
 import { TokenService } from './tokens.js';
+import { TotpFactor } from './totp.js';
 import { UserStates } from './user-state.js';
 import { UsersRepository } from './users.js';
 import { WebAuthnChallenges } from './webauthn-challenges.js';
@@ -42,6 +47,12 @@ export interface AuthCore {
   sessions: Sessions;
   limits: AuthRateLimits;
   grants: Grants;
+  /** Sign-ins' second step (mfa_token) and the factors it accepts; second-factor grants plug in here. */
+  challenges: MfaChallenges;
+  totp: TotpFactor;
+  recovery: RecoveryCodes;
+  /** Managing a user's second factors (enrollment, disabling, an admin's reset). */
+  secondFactors: SecondFactors;
   /** Passkeys: ceremonies and credentials (passkeys.ts), and their grants. */
   passkeys: Passkeys;
   passkeyGrants: PasskeyGrants;
@@ -125,6 +136,15 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
   });
   const limits = new AuthRateLimits(options.limits, { redis, redisPrefix: options.redisPrefix, db });
   const hasher = new PasswordHasher(options.hashing.concurrency, options.hashing.queueMax);
+  // Second factors: `mfa_methods` lists them in this order (a passkey factor registers here too).
+  const challenges = new MfaChallenges(db, clock);
+  const totp = new TotpFactor(db, clock, new SecretBox([options.secretKey]), `Gatehouse (${new URL(options.publicUrl).host})`);
+  const recovery = new RecoveryCodes(db, clock);
+  challenges.register(totp);
+  challenges.register(recovery);
+  const passkeys = new Passkeys(db, clock, new WebAuthnChallenges(db, clock), relyingParty(options.publicUrl, options.webauthn));
+  challenges.register(new PasskeyFactor(passkeys, totp));
+  const secondFactors = new SecondFactors({ users, challenges, totp, recovery, passkeys, limits, sessions, audit });
   const grants = new Grants({
     users,
     hasher,
@@ -135,8 +155,8 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     passwordMaxLength: options.passwordPolicy.maxLength,
     log,
     audit,
+    challenges,
   });
-  const passkeys = new Passkeys(db, clock, new WebAuthnChallenges(db, clock), relyingParty(options.publicUrl, options.webauthn));
   const passkeyGrants = new PasskeyGrants({ passkeys, grants, scopes, audit });
 
   return {
@@ -155,6 +175,10 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     sessions,
     limits,
     grants,
+    challenges,
+    totp,
+    recovery,
+    secondFactors,
     passkeys,
     passkeyGrants,
     audit,
@@ -170,7 +194,12 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       revocations.start();
       limits.start();
       audit.start();
-      sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [() => sessions.housekeep(), () => audit.prune(), () => passkeys.housekeep()]);
+      sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [
+        () => sessions.housekeep(),
+        () => audit.prune(),
+        () => challenges.housekeep(),
+        () => passkeys.housekeep(),
+      ]);
     },
     async close() {
       await sessions.stop();

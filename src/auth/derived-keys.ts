@@ -3,7 +3,7 @@
 // kept or rotated on its own when the secret changes.
 import { hkdfSync } from 'node:crypto';
 
-export type KeyPurpose = 'refresh-token successor v1';
+export type KeyPurpose = 'refresh-token successor v1' | 'mfa secret box v1';
 
 export function deriveKey(secret: string, purpose: KeyPurpose, bytes = 32): Buffer {
   return Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.alloc(0), `gatehouse ${purpose}`, bytes));

@@ -5,13 +5,18 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { AuditLog } from './audit.js';
 import { AuthError } from './errors.js';
 import { FailureTiming, hashKind } from './failure-timing.js';
+import { GrantAnswer } from './grant-dispatch.js';
+import { mfaFailed, type MfaChallenge, type MfaChallenges } from './mfa-challenge.js';
 import type { PasswordHasher } from './passwords.js';
 import { exceedsLength } from './password-length.js';
-import { lockoutKey, type AuthRateLimits } from './rate-limit.js';
+import { lockoutKey, secondFactorKey, type AuthRateLimits } from './rate-limit.js';
 import { parseScope, type ScopeRules } from './scopes.js';
 import type { SessionMeta, Sessions } from './sessions.js';
 import type { TokenService } from './tokens.js';
 import type { UserRow, UsersRepository } from './users.js';
+
+/** When a TokenResponse's refresh token expires (ms): beside the body, never in it (no serializer writes a symbol key). */
+export const REFRESH_EXPIRES_AT: unique symbol = Symbol('refreshExpiresAt');
 
 /** The RFC 6749 §5.1 success body. */
 export interface TokenResponse {
@@ -20,14 +25,23 @@ export interface TokenResponse {
   expires_in: number;
   refresh_token: string;
   scope: string;
+  /** For the browser endpoints' cookie lifetime. */
+  [REFRESH_EXPIRES_AT]?: number;
 }
 
 // Deliberately vague: never says whether the username or the password was wrong.
 const BAD_CREDENTIALS = 'Incorrect username or password';
 /** RFC 8176: what a password sign-in proved. */
 const PASSWORD_AMR = ['pwd'] as const;
+/** RFC 8176: added to the first factor's amr when a second one was proved. */
+const MFA_AMR = 'mfa';
 /** Longest login identifier looked up (an email address is at most 320). */
 export const MAX_LOGIN_LENGTH = 320;
+
+/** A second factor refused with a reason for the audit log (a cloned passkey's counters); never shown to the client. */
+export interface FactorRefusal {
+  detail: Record<string, unknown>;
+}
 
 export interface GrantDeps {
   users: UsersRepository;
@@ -39,6 +53,8 @@ export interface GrantDeps {
   passwordMaxLength: number;
   log: FastifyBaseLogger;
   audit: AuditLog;
+  /** The second step of sign-ins of accounts with a second factor. */
+  challenges: MfaChallenges;
 }
 
 
@@ -110,8 +126,63 @@ export class Grants {
     }
     if (result.needsRehash) await this.upgradeHash(user, password);
     const scope = scopes.format(requested ?? scopes.allowed(user.role));
+    if (user.mfa) {
+      // Only after a right password: a wrong one never learns that the account has a second factor.
+      const challenge = await this.deps.challenges.issue(user.id, scope, PASSWORD_AMR);
+      if (challenge) {
+        throw new GrantAnswer(403, { error: 'mfa_required', error_description: 'A second factor is required: send the mfa_token with a code', ...challenge });
+      }
+    }
     const { response, sessionId } = await this.openSession(user, scope, meta);
     this.deps.audit.record({ type: 'login', userId: user.id, username: user.username, sessionId, meta, detail: { scope } });
+    return response;
+  }
+
+  /**
+   * A second-factor grant: takes one attempt of the mfa_token, checks the
+   * account's second-factor counters (the password's rules, counted apart),
+   * then `verify` (the factor's check of what the client sent); a success
+   * finishes the login with `amr` (what the factor proves, e.g. ["otp"]).
+   * Every failure is the same invalid_grant.
+   */
+  async secondFactor(
+    input: { mfaToken: string; method: string },
+    meta: SessionMeta,
+    verify: (challenge: MfaChallenge) => Promise<boolean | FactorRefusal>,
+    amr: readonly string[],
+  ): Promise<TokenResponse> {
+    const { challenges, limits, audit } = this.deps;
+    const challenge = await challenges.attempt(input.mfaToken);
+    if (!challenge) throw mfaFailed();
+    const key = secondFactorKey(challenge.userId);
+    await limits.checkLogin(key, meta.ip ?? '');
+    const outcome = await verify(challenge);
+    if (outcome !== true) {
+      await limits.loginFailed(key, meta.ip ?? '');
+      const why = outcome === false ? {} : outcome.detail;
+      audit.record({ type: 'mfa_failed', userId: challenge.userId, meta, detail: { method: input.method, ...why } });
+      throw mfaFailed();
+    }
+    await limits.loginSucceeded(key, meta.ip ?? '');
+    return this.completeSecondFactor(challenge, amr, meta);
+  }
+
+  /**
+   * The end of a sign-in whose second factor was just proved: spends the
+   * challenge (once, whichever node), then opens the session with the first
+   * factor's amr, the second's, and "mfa".
+   */
+  async completeSecondFactor(challenge: MfaChallenge, amr: readonly string[], meta: SessionMeta): Promise<TokenResponse> {
+    const { users, scopes, challenges } = this.deps;
+    if (!(await challenges.spend(challenge))) throw mfaFailed();
+    const user = await users.findById(challenge.userId);
+    if (!user || user.disabled) throw mfaFailed();
+    // The role may have changed in the minutes since the password.
+    const held = parseScope(challenge.scope).filter((s) => scopes.roleAllows(user.role, [s]));
+    const scope = scopes.format(held);
+    const sessionAmr = [...new Set([...challenge.amr, ...amr, MFA_AMR])];
+    const { response, sessionId } = await this.openSession(user, scope, meta, sessionAmr);
+    this.deps.audit.record({ type: 'login', userId: user.id, username: user.username, sessionId, meta, detail: { scope, amr: sessionAmr } });
     return response;
   }
 
@@ -134,10 +205,10 @@ export class Grants {
       scope: r.grantedScope,
       username: r.username,
       authTime: r.authTime,
-      amr: PASSWORD_AMR,
+      amr: r.amr,
     });
     this.deps.audit.record({ type: 'refresh', userId: r.userId, username: r.username, sessionId: r.sessionId, meta, detail: { scope: r.grantedScope } });
-    return tokenResponse(access.token, access.expiresIn, r.refreshToken, r.grantedScope);
+    return tokenResponse(access.token, access.expiresIn, r.refreshToken, r.grantedScope, r.refreshExpiresAt);
   }
 
   /** A new session for a user who has just proved who they are (`amr`: how, RFC 8176). */
@@ -147,9 +218,9 @@ export class Grants {
     meta: SessionMeta,
     amr: readonly string[] = PASSWORD_AMR,
   ): Promise<{ response: TokenResponse; sessionId: string }> {
-    const { sessionId, refreshToken, createdAt } = await this.deps.sessions.open(user.id, scope, meta);
+    const { sessionId, refreshToken, createdAt, refreshExpiresAt } = await this.deps.sessions.open(user.id, scope, meta, amr);
     const access = this.deps.tokens.issue({ sub: user.id, sid: sessionId, scope, username: user.username, authTime: createdAt, amr });
-    return { response: tokenResponse(access.token, access.expiresIn, refreshToken, scope), sessionId };
+    return { response: tokenResponse(access.token, access.expiresIn, refreshToken, scope, refreshExpiresAt), sessionId };
   }
 
   /**
@@ -181,6 +252,6 @@ export class Grants {
   }
 }
 
-export function tokenResponse(accessToken: string, expiresIn: number, refreshToken: string, scope: string): TokenResponse {
-  return { access_token: accessToken, token_type: 'bearer', expires_in: expiresIn, refresh_token: refreshToken, scope };
+export function tokenResponse(accessToken: string, expiresIn: number, refreshToken: string, scope: string, refreshExpiresAt?: number): TokenResponse {
+  return { access_token: accessToken, token_type: 'bearer', expires_in: expiresIn, refresh_token: refreshToken, scope, [REFRESH_EXPIRES_AT]: refreshExpiresAt };
 }

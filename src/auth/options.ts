@@ -80,6 +80,8 @@ export const GatehouseOptionsSchema = Type.Object(
     keyDir: Type.Optional(Type.String()),
     /** The address people and clients use (origin, optionally a path): every absolute URL written is built from it, never from a request's Host. */
     publicUrl: Type.String({ pattern: '^https?://[^/?#\\s]+(/[^?#\\s]*)?$', default: 'http://127.0.0.1:8000' }),
+    /** Origins besides publicUrl's whose pages may use the browser-session endpoints (cookie and CSRF check); never `*`. */
+    browserOrigins: Type.Array(Type.String({ pattern: '^https?://[^/?#\\s*]+$' }), { default: [] }),
     issuer: Type.String({ minLength: 1, default: 'gatehouse' }),
     audience: Type.String({ minLength: 1, default: 'gatehouse' }),
     /** RFC 9068 `client_id` of issued tokens. */

@@ -3,11 +3,21 @@
 //   in (amr ["hwk", "user", "mfa"]: a hardware-bound key, user
 //   verification by the authenticator, and the two together are two factors);
 // - urn:gatehouse:params:oauth:grant-type:mfa-webauthn — a passkey as the
-//   second step after a right password (wired to the second-step machinery).
+//   second step after a right password (Grants.secondFactor: the mfa_token's
+//   attempts and the account's second-factor counters; amr ["pwd", "hwk", "mfa"]).
 // Every refusal is the same 400 invalid_grant; the audit log keeps the reason.
+//
+// A passkey does not by itself turn two-factor sign-in on (the contract:
+// "a right password for a user with TOTP → mfa_required"): it is a way in
+// on its own, and as a second factor it is offered once TOTP is on. So an
+// account whose only second factor would be a lost passkey never exists:
+// there are always recovery codes beside it.
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
+import type { Queryable } from '../db/client.js';
 import type { AuditLog } from './audit.js';
 import { AuthError } from './errors.js';
-import type { Grants, TokenResponse } from './grants.js';
+import type { FactorRefusal, Grants, TokenResponse } from './grants.js';
+import type { MfaChallenge, SecondFactorProvider } from './mfa-challenge.js';
 import { PasskeyAssertionError, type Passkeys } from './passkeys.js';
 import type { ScopeRules } from './scopes.js';
 import type { SessionMeta } from './sessions.js';
@@ -17,6 +27,27 @@ export const MFA_WEBAUTHN_GRANT = 'urn:gatehouse:params:oauth:grant-type:mfa-web
 
 /** RFC 8176: a passkey alone. `hwk`: proof of a hardware-bound key; `user`: the authenticator verified the user; `mfa`: both. */
 export const PASSKEY_AMR = ['hwk', 'user', 'mfa'] as const;
+/** RFC 8176: what a passkey adds after a password (the session's amr: ["pwd", "hwk", "mfa"]). */
+export const PASSKEY_SECOND_FACTOR_AMR = ['hwk'] as const;
+
+/** The `webauthn` method of mfa_methods: a user with a passkey, once two-factor sign-in is on (TOTP). */
+export class PasskeyFactor implements SecondFactorProvider {
+  readonly method = 'webauthn';
+
+  constructor(
+    private readonly passkeys: Passkeys,
+    /** The factor that turns two-factor sign-in on (TOTP). */
+    private readonly primary: SecondFactorProvider,
+  ) {}
+
+  async enabledFor(userId: string, q?: Queryable): Promise<boolean> {
+    return (await this.primary.enabledFor(userId, q)) && (await this.passkeys.has(userId, q));
+  }
+
+  remove(userId: string, q: Queryable): Promise<void> {
+    return this.passkeys.removeAll(userId, q);
+  }
+}
 
 const REFUSED = 'The passkey assertion is invalid, expired, already used or not registered';
 
@@ -53,5 +84,20 @@ export class PasskeyGrants {
     const { response, sessionId } = await grants.openSession({ id: who.userId, username: who.username }, scope, meta, PASSKEY_AMR);
     audit.record({ type: 'login', userId: who.userId, username: who.username, sessionId, meta, detail: { scope, method: 'webauthn', passkey_id: who.passkeyId } });
     return response;
+  }
+
+  /**
+   * The mfa-webauthn grant's check, for Grants.secondFactor: an assertion
+   * answering options issued for this very mfa_token, by a passkey of the
+   * user who gave the password. A refusal carries its reason to the audit log.
+   */
+  async verifySecondFactor(challenge: MfaChallenge, assertion: AuthenticationResponseJSON): Promise<true | FactorRefusal> {
+    try {
+      await this.deps.passkeys.verifyAssertion(assertion, { purpose: 'second_factor', binding: challenge.tokenHash, userId: challenge.userId });
+      return true;
+    } catch (err) {
+      if (!(err instanceof PasskeyAssertionError)) throw err;
+      return { detail: { reason: err.reason, passkey_id: err.context.passkeyId, ...err.context.detail } };
+    }
   }
 }

@@ -26,7 +26,7 @@ import {
 } from '@simplewebauthn/server';
 import { Value } from 'typebox/value';
 import type { Clock } from '../clock.js';
-import type { Database } from '../db/client.js';
+import type { Database, Queryable } from '../db/client.js';
 import { AuthError } from './errors.js';
 import { isUuid } from './ids.js';
 import type { Role } from './scopes.js';
@@ -243,21 +243,21 @@ export class Passkeys {
     return r.rows[0] && view(r.rows[0]);
   }
 
-  /**
-   * Deletes one of the user's passkeys, unless `keep` says (inside the same
-   * transaction, with the user's passkeys locked) that the account may not
-   * lose it. Returns its name, or undefined when it is not theirs.
-   */
-  async remove(userId: string, id: string, keep?: (left: number) => Promise<void>): Promise<string | undefined> {
+  /** Deletes one of the user's passkeys: its name, or undefined when it is not theirs. */
+  async remove(userId: string, id: string): Promise<string | undefined> {
     if (!isUuid(id)) return undefined;
-    return this.db.transaction(async (tx) => {
-      const mine = await tx.query<{ id: string; name: string }>('SELECT id, name FROM passkeys WHERE user_id = $1 ORDER BY id FOR UPDATE', [userId]);
-      const target = mine.rows.find((p) => p.id === id);
-      if (!target) return undefined;
-      await keep?.(mine.rows.length - 1);
-      await tx.query('DELETE FROM passkeys WHERE id = $1', [id]);
-      return target.name;
-    });
+    const r = await this.db.query<{ name: string }>('DELETE FROM passkeys WHERE id = $1 AND user_id = $2 RETURNING name', [id, userId]);
+    return r.rows[0]?.name;
+  }
+
+  /** Whether the user has a passkey (in the caller's transaction when given). */
+  async has(userId: string, q: Queryable = this.db): Promise<boolean> {
+    return (await q.query('SELECT 1 FROM passkeys WHERE user_id = $1 LIMIT 1', [userId])).rows.length > 0;
+  }
+
+  /** Every passkey of the user goes (an administrator's reset of their second factors). */
+  async removeAll(userId: string, q: Queryable = this.db): Promise<void> {
+    await q.query('DELETE FROM passkeys WHERE user_id = $1', [userId]);
   }
 
   /**

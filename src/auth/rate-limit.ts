@@ -72,7 +72,7 @@ export function ipKey(ip: string): string {
  * The lockout counters' key for a login attempt: the account's id when the
  * typed name or email matched one (so every spelling of it shares one
  * counter), otherwise a SHA-256 of the normalised name, so the key has a
- * fixed size whatever was typed. Only this function makes one.
+ * fixed size whatever was typed. Only these functions make one.
  */
 export type LockoutKey = string & { readonly __lockoutKey: true };
 
@@ -80,6 +80,15 @@ export function lockoutKey(typed: string, userId?: string): LockoutKey {
   if (userId) return `u:${userId}` as LockoutKey;
   const normalised = typed.normalize('NFKC').toLowerCase();
   return `n:${createHash('sha256').update(normalised).digest('hex')}` as LockoutKey;
+}
+
+/**
+ * The counters of an account's second-factor codes: the same rules as
+ * passwords (per account and address a block, across addresses a slowdown
+ * that spares known clients), counted apart from the password's.
+ */
+export function secondFactorKey(userId: string): LockoutKey {
+  return `m:${userId}` as LockoutKey;
 }
 
 export type RateLimitStoreKind = 'redis' | 'postgres' | 'memory';

@@ -7,11 +7,12 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { FastifyRequest } from 'fastify';
 import { bodyErrors, empty, guarded, limited, problem, unavailable } from '../http/openapi.js';
 import { noStore } from '../http/render.js';
+import { browserRoutes } from './browser-sessions.js';
 import type { AuthCore } from './core.js';
 import { AuthError, validationFailed, type FieldError } from './errors.js';
+import { dispatchGrant, GrantAnswer, oauthParams } from './grant-dispatch.js';
 import { principalOf } from './guard.js';
-import { WEBAUTHN_GRANT } from './passkey-grants.js';
-import { Jwks, LogoutQuery, OAuthErrorBody, RegisterRequest, RevokeRequest, TokenRequest, TokenResponse, User } from './schemas.js';
+import { Jwks, LogoutQuery, MfaRequiredBody, OAuthErrorBody, RegisterRequest, RevokeRequest, TokenRequest, TokenResponse, User } from './schemas.js';
 import type { SessionMeta } from './sessions.js';
 import { InvalidTokenError } from './tokens.js';
 import { isValidEmail, normalizeUsername, toPublicUser, USERNAME_RE } from './users.js';
@@ -21,26 +22,11 @@ export function sessionMeta(request: FastifyRequest): SessionMeta {
   return { userAgent: typeof ua === 'string' ? ua.slice(0, 512) : null, ip: request.ip ?? null };
 }
 
-/** RFC 6749 §3.2: parameters are single strings; a repeated one is an error. */
-function oauthParams(body: unknown): Record<string, string | undefined> {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new AuthError('invalid_request', 'The request body must be form-encoded parameters');
-  }
-  const out: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(body as Record<string, unknown>)) {
-    if (Array.isArray(v)) throw new AuthError('invalid_request', `The parameter "${k}" must not be repeated`);
-    if (v === undefined || v === null) continue;
-    if (typeof v !== 'string') throw new AuthError('invalid_request', `The parameter "${k}" must be a string`);
-    out[k] = v;
-  }
-  return out;
-}
-
 const AUTH_BODY_LIMIT = 64 * 1024;
 
 /** Mounted under the plugin's prefix (default /auth), in a context of its own. */
 export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
-  const { grants, sessions, tokens, revocations, users, hasher, limits, options, audit } = core;
+  const { sessions, tokens, revocations, users, hasher, limits, options, audit } = core;
   // Form bodies for the OAuth endpoints, parsed here only: the host's parsers are its own.
   // multipart/form-data too (a browser's FormData; FastAPI's forms take it): fields only, small.
   await app.register(formbody);
@@ -103,37 +89,25 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
       config: { oauth: true },
       schema: {
         tags: ['auth'],
-        summary: 'OAuth 2.0 token endpoint (password, refresh_token and passkey grants)',
+        summary: 'OAuth 2.0 token endpoint (password, refresh_token and second-factor grants)',
         description:
           'Form-encoded (RFC 6749 §4.3 and §6); JSON is accepted too. Errors are RFC 6749 §5.2 JSON. ' +
           'A refresh token is single-use: each use returns a new one. ' +
-          `\`${WEBAUTHN_GRANT}\` with \`assertion\` (an AuthenticationResponseJSON, as a string, answering options from POST /auth/passkey/options) ` +
-          'signs in with a passkey alone: amr ["hwk", "user", "mfa"].',
+          'A right password for an account with two-factor authentication answers 403 `mfa_required` with an `mfa_token`: ' +
+          'send it back with `grant_type=urn:gatehouse:params:oauth:grant-type:mfa-otp` and `otp` (a TOTP code), ' +
+          '`grant_type=urn:gatehouse:params:oauth:grant-type:mfa-recovery-code` and `recovery_code`, or ' +
+          '`grant_type=urn:gatehouse:params:oauth:grant-type:mfa-webauthn` and `assertion` (options from POST /auth/passkey/options with the mfa_token). ' +
+          '`grant_type=urn:gatehouse:params:oauth:grant-type:webauthn` with `assertion` (an AuthenticationResponseJSON as a string, answering ' +
+          'options from POST /auth/passkey/options) signs in with a passkey alone: amr ["hwk", "user", "mfa"].',
         consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
         body: TokenRequest,
-        response: { 200: TokenResponse, 400: OAuthErrorBody, 413: bodyErrors[413], ...limited, ...unavailable },
+        response: { 200: TokenResponse, 400: OAuthErrorBody, 403: MfaRequiredBody, 413: bodyErrors[413], ...limited, ...unavailable },
       },
     },
-    async (request) => {
-      const p = oauthParams(request.body);
-      const grant = p.grant_type ?? (p.username !== undefined && p.password !== undefined ? 'password' : undefined);
-      if (grant === undefined) throw new AuthError('invalid_request', 'The grant_type parameter is required');
-      if (grant !== 'password' && grant !== 'refresh_token' && grant !== WEBAUTHN_GRANT) {
-        throw new AuthError('unsupported_grant_type', `Supported grant types: password, refresh_token, ${WEBAUTHN_GRANT}`);
-      }
-      await limits.tokenRequest(request.ip);
-      if (grant === WEBAUTHN_GRANT) {
-        if (!p.assertion) throw new AuthError('invalid_request', 'The assertion parameter is required');
-        return core.passkeyGrants.webauthn({ assertion: p.assertion, scope: p.scope }, sessionMeta(request));
-      }
-      if (grant === 'password') {
-        if (!p.username || p.password === undefined) {
-          throw new AuthError('invalid_request', 'The username and password parameters are required');
-        }
-        return grants.password({ username: p.username, password: p.password, scope: p.scope }, sessionMeta(request));
-      }
-      if (!p.refresh_token) throw new AuthError('invalid_request', 'The refresh_token parameter is required');
-      return grants.refresh({ refreshToken: p.refresh_token, scope: p.scope }, sessionMeta(request));
+    async (request, reply) => {
+      const out = await dispatchGrant(core, oauthParams(request.body), sessionMeta(request));
+      // A grant's own answer (e.g. 403 mfa_required) goes out as it is: its schema is the grant's.
+      return out instanceof GrantAnswer ? reply.code(out.status as 400).send(out.body as never) : out;
     },
   );
 
@@ -197,19 +171,17 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
     async (request, reply) => {
       const me = principalOf(request);
       const scope = request.query.scope ?? 'local';
-      if (scope === 'others') {
-        // The calling session, its access token and its refresh token keep working.
-        await sessions.revokeUserSessions(me.userId, me.sessionId);
-      } else {
-        if (scope === 'local') await sessions.revokeSession(me.userId, me.sessionId);
-        else await sessions.revokeUserSessions(me.userId);
-        // Its own session is over: the token used is refused at once, even where an event is late.
-        await revocations.revokeAccessToken(me.jti, me.exp);
-      }
+      // With `others` the calling session, its access token and its refresh token keep working.
+      await sessions.logout(me.userId, me.sessionId, scope);
+      // Its own session is over: the token used is refused at once, even where an event is late.
+      if (scope !== 'others') await revocations.revokeAccessToken(me.jti, me.exp);
       audit.record({ type: 'logout', userId: me.userId, username: me.username, sessionId: me.sessionId, meta: sessionMeta(request), detail: { scope } });
       return reply.code(204).send(null);
     },
   );
+
+  // The cookie-mode endpoints for pages: this context's parsers, body limit and no-store apply to them too.
+  await app.register(browserRoutes, { core, prefix: '/browser' });
 };
 
 /** Mounted at the root: /.well-known is not under the plugin's prefix. */

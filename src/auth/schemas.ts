@@ -6,14 +6,21 @@ export const TokenRequest = Type.Object(
     grant_type: Type.Optional(
       Type.String({
         description:
-          '`password`, `refresh_token` or `urn:gatehouse:params:oauth:grant-type:webauthn`; `password` when omitted with username and password',
+          '`password` or `refresh_token` (`password` when omitted with username and password); after a 403 `mfa_required`, ' +
+          '`urn:gatehouse:params:oauth:grant-type:mfa-otp` (mfa_token, otp) or `urn:gatehouse:params:oauth:grant-type:mfa-recovery-code` (mfa_token, recovery_code) or ' +
+          '`urn:gatehouse:params:oauth:grant-type:mfa-webauthn` (mfa_token, assertion); a passkey alone: `urn:gatehouse:params:oauth:grant-type:webauthn` (assertion)',
       }),
     ),
     // Bounded before anything normalises it: NFKC can make a character 18 (U+FDFA).
     username: Type.Optional(Type.String({ maxLength: 320, description: 'Username or email (at most 320 characters)' })),
     password: Type.Optional(Type.String({ format: 'password' })),
     refresh_token: Type.Optional(Type.String()),
-    assertion: Type.Optional(Type.String({ maxLength: 16384, description: 'webauthn grants: the AuthenticationResponseJSON, as a JSON string' })),
+    assertion: Type.Optional(
+      Type.String({ maxLength: 16384, description: 'webauthn and mfa-webauthn grants: the AuthenticationResponseJSON, as a JSON string' }),
+    ),
+    mfa_token: Type.Optional(Type.String({ description: 'The mfa_token of a 403 mfa_required answer (second-factor grants)' })),
+    otp: Type.Optional(Type.String({ description: 'A current TOTP code (mfa-otp grant)' })),
+    recovery_code: Type.Optional(Type.String({ description: 'An unused recovery code (mfa-recovery-code grant)' })),
     scope: Type.Optional(Type.String({ description: 'Space-separated scopes; omit for every scope your role allows' })),
     client_id: Type.Optional(Type.String()),
     client_secret: Type.Optional(Type.String()),
@@ -33,6 +40,17 @@ export const OAuthErrorBody = Type.Object({
   error: Type.String(),
   error_description: Type.String(),
 });
+
+/** A right password for an account with a second factor: the second step's ticket (RFC 6749 §5.2-style body). */
+export const MfaRequiredBody = Type.Object(
+  {
+    error: Type.Literal('mfa_required'),
+    error_description: Type.String(),
+    mfa_token: Type.String({ description: 'Send it with a second-factor grant within 5 minutes; 5 wrong codes kill it; a success spends it' }),
+    mfa_methods: Type.Array(Type.String(), { description: 'The second factors this account can use: totp, recovery_code' }),
+  },
+  { description: 'The password was right; a second factor is required' },
+);
 
 export const RevokeRequest = Type.Object(
   {
@@ -76,6 +94,7 @@ export const User = Type.Object(
     full_name: Type.Union([Type.String(), Type.Null()]),
     role: Type.Union([Type.Literal('user'), Type.Literal('admin')]),
     disabled: Type.Boolean(),
+    mfa: Type.Boolean({ description: 'A second factor (TOTP) is required at sign-in' }),
     created_at: Type.String({ format: 'date-time' }),
   },
   { $id: 'User' },

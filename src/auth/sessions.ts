@@ -31,13 +31,20 @@ export interface RefreshContext {
   sessionScope: string;
   /** When the session's sign-in happened, ms since the epoch. */
   authTime: number;
+  /** What that sign-in proved (RFC 8176), carried by every access token of the session. */
+  amr: string[];
 }
 
 export interface RefreshResult extends RefreshContext {
   refreshToken: string;
+  /** When `refreshToken` expires, ms since the epoch. */
+  refreshExpiresAt: number;
   /** The scope the route decided to grant (from `authorize`). */
   grantedScope: string;
 }
+
+/** `/auth/logout`'s scopes: this session, every other one, or all of the user's. */
+export type LogoutScope = 'local' | 'others' | 'global';
 
 export interface SessionView {
   id: string;
@@ -97,16 +104,22 @@ export class Sessions {
     return this.prefix + createHmac('sha256', this.successorKey).update(token).digest('base64url');
   }
 
-  /** Opens a session at login; returns its id and first refresh token. */
-  async open(userId: string, scope: string, meta: SessionMeta): Promise<{ sessionId: string; refreshToken: string; createdAt: number }> {
+  /** Opens a session at login (`amr`: what the login proved); returns its id and first refresh token. */
+  async open(
+    userId: string,
+    scope: string,
+    meta: SessionMeta,
+    amr: readonly string[],
+  ): Promise<{ sessionId: string; refreshToken: string; createdAt: number; refreshExpiresAt: number }> {
     const now = this.clock.now();
     const sessionId = randomUUID();
     const refreshToken = this.prefix + randomBytes(32).toString('base64url');
     const sessionEnd = now + this.opts.sessionMaxMs;
+    const refreshExpiresAt = Math.min(now + this.opts.refreshTtlMs, sessionEnd);
     await this.db.query(
       `WITH s AS (
-         INSERT INTO sessions (id, user_id, scope, created_at, last_used_at, expires_at, user_agent, ip)
-         VALUES ($1, $2, $3, $4, $4, $5, $6, $7) RETURNING id)
+         INSERT INTO sessions (id, user_id, scope, created_at, last_used_at, expires_at, user_agent, ip, amr)
+         VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $10) RETURNING id)
        INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
        SELECT $8, id, $4, $9 FROM s`,
       [
@@ -118,10 +131,11 @@ export class Sessions {
         meta.userAgent,
         meta.ip,
         hashToken(refreshToken),
-        new Date(Math.min(now + this.opts.refreshTtlMs, sessionEnd)),
+        new Date(refreshExpiresAt),
+        [...amr],
       ],
     );
-    return { sessionId, refreshToken, createdAt: now };
+    return { sessionId, refreshToken, createdAt: now, refreshExpiresAt };
   }
 
   /**
@@ -142,13 +156,14 @@ export class Sessions {
         revoked_at: Date | null;
         session_expires_at: Date;
         session_created_at: Date;
+        amr: string[];
         user_id: string;
         username: string;
         role: Role;
         disabled: boolean;
       }>(
         `SELECT t.used_at, t.expires_at AS token_expires_at, s.id AS session_id, s.scope, s.revoked_at,
-                s.expires_at AS session_expires_at, s.created_at AS session_created_at, u.id AS user_id, u.username, u.role, u.disabled
+                s.expires_at AS session_expires_at, s.created_at AS session_created_at, s.amr, u.id AS user_id, u.username, u.role, u.disabled
            FROM refresh_tokens t
            JOIN sessions s ON s.id = t.session_id
            JOIN users u ON u.id = s.user_id
@@ -167,14 +182,16 @@ export class Sessions {
       sessionId: row.session_id,
       sessionScope: row.scope,
       authTime: row.session_created_at.getTime(),
+      amr: row.amr,
     };
     const grantedScope = authorize(ctx);
     const successor = this.successorOf(token);
 
     let usedAt = row.used_at;
     if (!usedAt) {
-      const won = await this.rotate(hash, successor, row.session_expires_at.getTime(), now, meta);
-      if (won) return { ...ctx, refreshToken: successor, grantedScope };
+      const refreshExpiresAt = Math.min(now + this.opts.refreshTtlMs, row.session_expires_at.getTime());
+      const won = await this.rotate(hash, successor, refreshExpiresAt, now, meta);
+      if (won) return { ...ctx, refreshToken: successor, refreshExpiresAt, grantedScope };
       // Another request rotated it first: fall through to the retry rules.
       usedAt = (
         await this.db.query<{ used_at: Date | null }>('SELECT used_at FROM refresh_tokens WHERE token_hash = $1', [hash])
@@ -190,7 +207,9 @@ export class Sessions {
         )
       ).rows[0];
       // A retry (lost response, second tab) until the successor is used itself.
-      if (next && !next.used_at && next.expires_at.getTime() > now) return { ...ctx, refreshToken: successor, grantedScope };
+      if (next && !next.used_at && next.expires_at.getTime() > now) {
+        return { ...ctx, refreshToken: successor, refreshExpiresAt: next.expires_at.getTime(), grantedScope };
+      }
     }
 
     // Reuse of a rotated token: assume it was stolen and end the session.
@@ -203,7 +222,7 @@ export class Sessions {
   private async rotate(
     hash: string,
     successor: string,
-    sessionEnd: number,
+    expiresAt: number,
     now: number,
     meta: SessionMeta,
   ): Promise<boolean> {
@@ -216,7 +235,7 @@ export class Sessions {
        INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at)
        SELECT $2, id, $3, $4 FROM touched
        ON CONFLICT (token_hash) DO NOTHING`,
-      [hash, hashToken(successor), new Date(now), new Date(Math.min(now + this.opts.refreshTtlMs, sessionEnd)), meta.userAgent, meta.ip],
+      [hash, hashToken(successor), new Date(now), new Date(expiresAt), meta.userAgent, meta.ip],
     );
     return r.rowCount === 1;
   }
@@ -231,6 +250,33 @@ export class Sessions {
   /** Ends one of the user's sessions; false if it is not theirs or already over. */
   async revokeSession(userId: string, sessionId: string): Promise<boolean> {
     return (await this.revokeWhere('id = $1 AND user_id = $2', [sessionId, userId])).length > 0;
+  }
+
+  /**
+   * The live session a refresh token names, without using the token up: the
+   * token unused, or used within the grace window (a retry's), and unexpired;
+   * the session neither revoked nor expired; its user enabled.
+   */
+  async sessionOf(token: string): Promise<{ sessionId: string; userId: string; username: string } | undefined> {
+    if (!this.looksLikeRefreshToken(token)) return undefined;
+    const now = this.clock.now();
+    const r = await this.db.query<{ session_id: string; user_id: string; username: string }>(
+      `SELECT s.id AS session_id, u.id AS user_id, u.username
+         FROM refresh_tokens t
+         JOIN sessions s ON s.id = t.session_id
+         JOIN users u ON u.id = s.user_id
+        WHERE t.token_hash = $1 AND t.expires_at > $2 AND (t.used_at IS NULL OR t.used_at >= $3)
+          AND s.revoked_at IS NULL AND s.expires_at > $2 AND NOT u.disabled`,
+      [hashToken(token), new Date(now), new Date(now - this.opts.graceMs)],
+    );
+    const row = r.rows[0];
+    return row && { sessionId: row.session_id, userId: row.user_id, username: row.username };
+  }
+
+  /** Logout: ends this session (local), every other one (others), or all of the user's (global). */
+  async logout(userId: string, sessionId: string, scope: LogoutScope): Promise<void> {
+    if (scope === 'local') await this.revokeSession(userId, sessionId);
+    else await this.revokeUserSessions(userId, scope === 'others' ? sessionId : undefined);
   }
 
   /** Ends every live session of the user, except `keep` if given. */

@@ -45,7 +45,7 @@ export class UserStates {
     let r;
     try {
       r = await this.db.query<UserRow>(
-        'SELECT id, username, email, full_name, role, disabled, created_at FROM users WHERE id = $1',
+        'SELECT id, username, email, full_name, role, disabled, mfa, created_at FROM users WHERE id = $1',
         [userId],
       );
     } catch (err) {

@@ -18,6 +18,8 @@ export interface UserRow {
   password_hash: string;
   role: Role;
   disabled: boolean;
+  /** A second factor is required after the password (kept by changeSecondFactors). */
+  mfa: boolean;
   created_at: Date;
   updated_at: Date;
 }
@@ -29,6 +31,7 @@ export interface PublicUser {
   full_name: string | null;
   role: Role;
   disabled: boolean;
+  mfa: boolean;
   created_at: string;
 }
 
@@ -40,6 +43,7 @@ export function toPublicUser(u: UserRow): PublicUser {
     full_name: u.full_name,
     role: u.role,
     disabled: u.disabled,
+    mfa: u.mfa,
     created_at: u.created_at.toISOString(),
   };
 }
@@ -191,6 +195,25 @@ export class UsersRepository {
     }
     if (row) await this.onChange(id);
     return row;
+  }
+
+  /**
+   * A change to the user's second factors (`change`, in the transaction),
+   * and the `mfa` flag it leaves (whether a factor remains), in one
+   * transaction: the sign-in never sees a factor without its flag.
+   */
+  async changeSecondFactors<T>(id: string, change: (tx: Queryable) => Promise<{ result: T; mfa: boolean }>): Promise<T> {
+    const result = await this.db.transaction(async (tx: Queryable) => {
+      const out = await change(tx);
+      await tx.query(
+        `WITH u AS (UPDATE users SET mfa = $2, updated_at = $3 WHERE id = $1 AND mfa <> $2 RETURNING id)
+         INSERT INTO security_events (payload) SELECT $4 FROM u`,
+        [id, out.mfa, this.now(), userEvent(id)],
+      );
+      return out.result;
+    });
+    await this.onChange(id);
+    return result;
   }
 
   /**

@@ -1,7 +1,8 @@
 // Security headers on every response (@fastify/helmet): an API that nothing
 // may frame, sniff or load resources for; HSTS when config.hsts. Swagger UI
 // under the docs prefix gets a policy that lets it load its own scripts,
-// styles and icons, and still may not be framed.
+// styles and icons, and still may not be framed; the web pages get
+// PAGES_CSP (src/pages/plugin.ts).
 import helmet from '@fastify/helmet';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -27,6 +28,26 @@ const DOCS_CSP = {
     scriptSrcAttr: ["'none'"],
     // Swagger UI (React) sets style attributes.
     styleSrc: ["'self'", "'unsafe-inline'"],
+  },
+};
+
+// The web pages (src/pages): script, style and requests from this origin only,
+// nothing inline (no 'unsafe-inline', no style attributes either), no framing,
+// no <base> (so no relative URL can be redirected), forms post only here.
+export const PAGES_CSP = {
+  useDefaults: false,
+  directives: {
+    defaultSrc: ["'none'"],
+    scriptSrc: ["'self'"],
+    scriptSrcAttr: ["'none'"],
+    styleSrc: ["'self'"],
+    imgSrc: ["'self'"],
+    connectSrc: ["'self'"],
+    manifestSrc: ["'self'"],
+    baseUri: ["'none'"],
+    formAction: ["'self'"],
+    frameAncestors: ["'none'"],
+    objectSrc: ["'none'"],
   },
 };
 

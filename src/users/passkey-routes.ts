@@ -113,13 +113,14 @@ export const passkeyRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = asyn
       schema: {
         tags: ['users'],
         summary: 'Remove one of your passkeys',
-        description: 'It can no longer sign in, from now on. Refused (409 last_factor) when it is the last second factor of an account that must keep one.',
+        description:
+          'It can no longer sign in, from now on. Always allowed: a passkey is never the only way into an account ' +
+          '(the password stays, and two-factor sign-in rests on TOTP, which stays on).',
         params: IdParams,
         response: {
           204: empty('Removed'),
           ...guarded(),
           404: problem('No such passkey of yours'),
-          409: problem('It is the last second factor of an account that requires one (last_factor)'),
           ...unavailable,
         },
       },

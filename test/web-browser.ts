@@ -1,0 +1,119 @@
+// Harness of the browser tests: Debian's Chromium driven by playwright-core
+// (never a downloaded browser), the pages built once per run, the real
+// service listening with PUBLIC_URL = its own address, and a screenshot in
+// test-results/ when a test fails.
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { buildWeb, webStale } from '../scripts/build-web.mjs';
+import { buildApp, type Gatehouse } from '../src/app.js';
+import { MovableClock } from '../src/clock.js';
+import { openTestDatabase, testConfig, type BackendName } from './helpers.js';
+
+export const CHROMIUM = '/usr/bin/chromium';
+export const hasChromium = () => existsSync(CHROMIUM);
+export const NO_CHROMIUM = `${CHROMIUM} is absent (apt-get install chromium): browser tests skipped`;
+
+const RESULTS = 'test-results';
+
+/** Builds dist/web if it is missing or older than web/ (concurrent test files may both build: writes are atomic). */
+export async function ensurePagesBuilt(): Promise<void> {
+  if (webStale()) await buildWeb();
+}
+
+export async function launchChromium(): Promise<{ browser: Browser; close: () => Promise<void> }> {
+  // playwright gives every launch a fresh temporary user-data-dir (and removes it on close).
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  return { browser, close: () => browser.close() };
+}
+
+/** A port free at this moment on 127.0.0.1 (the service needs its PUBLIC_URL before it listens). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface WebApp extends Gatehouse {
+  url: string;
+  clock: MovableClock;
+  close(): Promise<void>;
+}
+
+/** The service as `npm start` runs it (pages included), on 127.0.0.1 with PUBLIC_URL its own origin. */
+export async function startWebApp(backend: BackendName = 'pglite', env: Record<string, string> = {}): Promise<WebApp> {
+  await ensurePagesBuilt();
+  const tdb = await openTestDatabase(backend);
+  const clock = new MovableClock();
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const config = testConfig({ PUBLIC_URL: url, REDIS_URL: undefined, ...(tdb.url ? { DATABASE_URL: tdb.url } : {}), ...env });
+    const gh = await buildApp(config, { db: tdb.db, clock });
+    try {
+      await gh.app.listen({ host: '127.0.0.1', port });
+    } catch (err) {
+      await gh.app.close();
+      rmSync(config.dataDir, { recursive: true, force: true });
+      if (attempt < 3 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue;
+      await tdb.close();
+      throw err;
+    }
+    return {
+      ...gh,
+      url,
+      clock,
+      close: async () => {
+        await gh.app.close();
+        await tdb.close();
+        rmSync(config.dataDir, { recursive: true, force: true });
+      },
+    };
+  }
+}
+
+/** Runs fn; if it throws, every open page of the contexts is photographed into test-results/ first. */
+export async function screenshotOnFailure(t: TestContext, contexts: BrowserContext[], fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    mkdirSync(RESULTS, { recursive: true });
+    const slug = t.name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').slice(0, 80);
+    let n = 0;
+    for (const c of contexts) {
+      for (const page of c.pages()) {
+        const path = join(RESULTS, `${slug}-${++n}.png`);
+        await page.screenshot({ path, fullPage: true }).catch(() => undefined);
+        t.diagnostic(`screenshot: ${path} (${page.url()})`);
+      }
+    }
+    throw err;
+  }
+}
+
+/** Takes a README screenshot into docs/screenshots/ when UPDATE_SCREENSHOTS=1. */
+export async function readmeScreenshot(page: Page, name: string): Promise<void> {
+  if (process.env.UPDATE_SCREENSHOTS !== '1') return;
+  mkdirSync('docs/screenshots', { recursive: true });
+  await page.screenshot({ path: `docs/screenshots/${name}.png`, fullPage: false });
+}
