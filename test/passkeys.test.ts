@@ -16,11 +16,13 @@ import {
 } from '@simplewebauthn/server';
 import type { AuditEventView } from '../src/auth/audit.js';
 import { backends, registerAndLogin, startApp, type LoggedIn, type Res, type TestApp } from './helpers.js';
+import { codeFor, nextStep } from './totp-codes.js';
 import { cbor, FLAGS, SoftAuthenticator, type Algorithm, type CeremonyOverrides, type SoftCredential } from './webauthn-authenticator.js';
 
 const ORIGIN = 'https://auth.example.test';
 const RP_ID = 'auth.example.test';
 const WEBAUTHN = 'urn:gatehouse:params:oauth:grant-type:webauthn';
+const MFA_WEBAUTHN = 'urn:gatehouse:params:oauth:grant-type:mfa-webauthn';
 
 const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
 
@@ -272,6 +274,7 @@ for (const backend of backends()) {
       const refreshed = await app.http.token({ grant_type: 'refresh_token', refresh_token: r.body.refresh_token });
       assert.equal(refreshed.status, 200, refreshed.text);
       assert.equal(claims(refreshed.body.access_token).auth_time, c.auth_time);
+      assert.deepEqual(claims(refreshed.body.access_token).amr, ['hwk', 'user', 'mfa'], 'the session keeps how it began');
       const listed = (await app.http.get('/users/me/passkeys', u.access)).body.find((p: { id: string }) => p.id === passkey.id);
       assert.notEqual(listed.last_used_at, null);
       const logins = await auditOf(u.id, 'login');
@@ -386,6 +389,117 @@ for (const backend of backends()) {
       assert.equal(removed[0]!.detail.passkey_id, a.passkey.id);
       // Deleting a passkey never leaves the account without its password: signing in with it still works.
       assert.equal((await app.http.token({ grant_type: 'password', username: a.u.username, password: a.u.password })).status, 200);
+    });
+
+    /** TOTP turned on for `u` (the contract's trigger of two-factor sign-in). */
+    async function enableTotp(u: LoggedIn): Promise<string> {
+      const e = await app.http.post('/users/me/mfa/totp', { password: u.password }, u.access);
+      assert.equal(e.status, 200, e.text);
+      nextStep(app.clock);
+      const c = await app.http.post('/users/me/mfa/totp/confirm', { code: codeFor(e.body.secret, app.clock) }, u.access);
+      assert.equal(c.status, 200, c.text);
+      return e.body.secret;
+    }
+
+    async function passwordStep(u: LoggedIn): Promise<Res> {
+      return app.http.token({ grant_type: 'password', username: u.username, password: u.password });
+    }
+
+    const secondStep = (mfaToken: string, assertion: unknown) =>
+      app.http.token({ grant_type: MFA_WEBAUTHN, mfa_token: mfaToken, assertion: JSON.stringify(assertion) });
+
+    const secondFactorOptions = async (mfaToken: string) => {
+      const r = await app.http.post('/auth/passkey/options', { mfa_token: mfaToken });
+      assert.equal(r.status, 200, r.text);
+      return r.body;
+    };
+
+    test('a passkey alone does not turn two-factor sign-in on; GET /users/me/mfa counts passkeys', async () => {
+      const { u } = await userWithPasskey();
+      const r = await passwordStep(u);
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual(claims(r.body.access_token).amr, ['pwd']);
+      const status = await app.http.get('/users/me/mfa', u.access);
+      assert.deepEqual(status.body, { totp: false, recovery_codes_left: 0, passkeys: 1 });
+      assert.equal((await app.http.get('/users/me', u.access)).body.mfa, false);
+    });
+
+    test('second factor: after a right password, mfa_methods has webauthn; the mfa-webauthn grant finishes with amr ["pwd","hwk","mfa"]', async () => {
+      const { u, authenticator, credential } = await userWithPasskey('EdDSA');
+      await enableTotp(u);
+      const step = await passwordStep(u);
+      assert.equal(step.status, 403, step.text);
+      assert.deepEqual(step.body.mfa_methods, ['totp', 'recovery_code', 'webauthn']);
+      const options = await secondFactorOptions(step.body.mfa_token);
+      assert.deepEqual(options.allowCredentials.map((c: { id: string }) => c.id), [credential.id.toString('base64url')]);
+      assert.equal(options.userVerification, 'required');
+      const r = await secondStep(step.body.mfa_token, authenticator.get(options));
+      assert.equal(r.status, 200, r.text);
+      const c = claims(r.body.access_token);
+      assert.equal(c.sub, u.id);
+      assert.deepEqual(c.amr, ['pwd', 'hwk', 'mfa']);
+      const refreshed = await app.http.token({ grant_type: 'refresh_token', refresh_token: r.body.refresh_token });
+      assert.deepEqual(claims(refreshed.body.access_token).amr, ['pwd', 'hwk', 'mfa']);
+      // The mfa_token is spent by the success.
+      assertInvalidGrant(await secondStep(step.body.mfa_token, authenticator.get(options)));
+      assert.equal((await app.http.post('/auth/passkey/options', { mfa_token: step.body.mfa_token })).status, 400);
+      // Without TOTP, webauthn is no longer a second factor (the passkey stays a way in on its own).
+      assert.deepEqual((await app.http.get('/users/me/mfa', u.access)).body.passkeys, 1);
+    });
+
+    test('second factor refusals: a passwordless challenge, another login\'s challenge, another user\'s passkey, a stale counter (audited as mfa_failed)', async () => {
+      const a = await userWithPasskey();
+      const b = await userWithPasskey();
+      await enableTotp(a.u);
+      const first = (await passwordStep(a.u)).body.mfa_token as string;
+      const second = (await passwordStep(a.u)).body.mfa_token as string;
+      // A passwordless challenge cannot finish a second step (nor the reverse).
+      assertInvalidGrant(await secondStep(first, await assertionFor(a.authenticator)));
+      const bound = await secondFactorOptions(first);
+      assertInvalidGrant(await signIn(a.authenticator.get(bound)));
+      // A challenge issued for another pending login of the same user.
+      assertInvalidGrant(await secondStep(second, a.authenticator.get(await secondFactorOptions(first))));
+      // Another user's (valid) passkey.
+      assertInvalidGrant(await secondStep(first, b.authenticator.get({ ...(await secondFactorOptions(first)), allowCredentials: [] })));
+      // A counter that went backwards: refused and audited with both values.
+      assertInvalidGrant(await secondStep(second, a.authenticator.get(await secondFactorOptions(second), { signCount: 1 })));
+      const failed = await auditOf(a.u.id, 'mfa_failed');
+      assert.ok(failed.some((e) => e.detail.method === 'webauthn' && e.detail.reason === 'counter' && e.detail.presented_counter === 1), JSON.stringify(failed));
+      // An mfa_token takes 5 attempts in all (4 used above on `first`/`second`): the genuine passkey still finishes `second`.
+      const ok = await secondStep(second, a.authenticator.get(await secondFactorOptions(second)));
+      assert.equal(ok.status, 200, ok.text);
+      // An unknown mfa_token gets no options.
+      assertProblem(await app.http.post('/auth/passkey/options', { mfa_token: 'ghm_' + 'A'.repeat(43) }), 400, 'mfa_token_invalid');
+      assertProblem(await app.http.post('/auth/passkey/options', { mfa_token: 'x', other: 1 }), 422);
+    });
+
+    test('the browser endpoint serves both passkey grants; an admin\'s mfa_reset removes passkeys', async () => {
+      const { u, authenticator } = await userWithPasskey();
+      const headers = { 'x-requested-with': 'gatehouse', origin: ORIGIN };
+      const form = { grant_type: WEBAUTHN, assertion: JSON.stringify(await assertionFor(authenticator)) };
+      const r = await app.http.request('POST', '/auth/browser/token', { form, headers });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.refresh_token, undefined, 'the refresh token is in the cookie only');
+      assert.match(r.headers.get('set-cookie') ?? '', /gh_refresh=/);
+      assert.deepEqual(claims(r.body.access_token).amr, ['hwk', 'user', 'mfa']);
+      await enableTotp(u);
+      const step = await app.http.request('POST', '/auth/browser/token', { form: { username: u.username, password: u.password }, headers });
+      assert.equal(step.status, 403, step.text);
+      const options = await secondFactorOptions(step.body.mfa_token);
+      const done = await app.http.request('POST', '/auth/browser/token', {
+        form: { grant_type: MFA_WEBAUTHN, mfa_token: step.body.mfa_token, assertion: JSON.stringify(authenticator.get(options)) },
+        headers,
+      });
+      assert.equal(done.status, 200, done.text);
+      assert.deepEqual(claims(done.body.access_token).amr, ['pwd', 'hwk', 'mfa']);
+      // An administrator's reset of the second factors takes the passkeys too.
+      const admin = await registerAndLogin(app.http);
+      await app.core.db.query(`UPDATE users SET role = 'admin' WHERE id = $1`, [admin.id]);
+      await app.core.userStates.changed(admin.id);
+      const adminToken = (await app.http.token({ grant_type: 'password', username: admin.username, password: admin.password })).body.access_token;
+      assert.equal((await app.http.patch(`/admin/users/${u.id}`, { mfa_reset: true }, adminToken)).status, 200);
+      assert.equal(await app.core.passkeys.count(u.id), 0);
+      assertInvalidGrant(await signIn(await assertionFor(authenticator)));
     });
 
     test('challenges are single-use across concurrent requests: one winner', async () => {
