@@ -145,7 +145,12 @@ const SECOND_FACTOR = {
 /** The second step of a sign-in: a TOTP code or a recovery code with the password step's mfa_token. */
 export async function signInSecondFactor(step: SecondStep, method: keyof typeof SECOND_FACTOR, code: string): Promise<void> {
   const [grant, param] = SECOND_FACTOR[method];
-  const res = await exclusive(() => post('/auth/browser/token', new URLSearchParams({ grant_type: grant, mfa_token: step.mfaToken, [param]: code })));
+  await signInWith({ grant_type: grant, mfa_token: step.mfaToken, [param]: code });
+}
+
+/** Any grant that answers tokens on /auth/browser/token (a second factor, a passkey): adopted, other tabs told. */
+export async function signInWith(params: Record<string, string>): Promise<void> {
+  const res = await exclusive(() => post('/auth/browser/token', new URLSearchParams(params)));
   if (!res.ok) throw await toError(res);
   adopt((await res.json()) as TokenAnswer);
   tabs?.postMessage('signed-in');

@@ -8,6 +8,7 @@ import { When } from '../components/layout';
 import { navigate } from '../router';
 import { reloadMe, useMe } from '../session';
 import type { Session, User } from '../types';
+import { Passkeys } from './passkeys';
 import { TwoFactor } from './two-factor';
 
 function Profile({ me }: { me: User }) {
@@ -158,6 +159,7 @@ export function Account() {
       <h1>Your account</h1>
       <Profile me={me} />
       <ChangePassword />
+      <Passkeys />
       <TwoFactor />
       <Sessions />
     </>
