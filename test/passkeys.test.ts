@@ -171,6 +171,19 @@ for (const backend of backends()) {
       assert.equal((await app.http.post('/users/me/passkeys/options', undefined, narrow.access)).status, 403);
     });
 
+    test('adding a passkey needs a recent sign-in (10 minutes) or the password again: a stolen token of an old session cannot add one', async () => {
+      const u = await registerAndLogin(app.http);
+      app.clock.advance(11 * 60_000); // the access token (15 minutes) still works; the sign-in is not recent
+      assert.equal((await app.http.get('/users/me', u.access)).status, 200);
+      assertProblem(await app.http.post('/users/me/passkeys/options', undefined, u.access), 403, 'reauthentication_required');
+      assertProblem(await app.http.post('/users/me/passkeys/options', { password: 'not-the-Password-7' }, u.access), 400, 'current_password_incorrect');
+      const r = await app.http.post('/users/me/passkeys/options', { password: u.password }, u.access);
+      assert.equal(r.status, 200, r.text);
+      const { response } = new SoftAuthenticator(ORIGIN).create(r.body);
+      assert.equal((await app.http.post('/users/me/passkeys', { response }, u.access)).status, 201);
+      assertProblem(await app.http.post('/users/me/passkeys/options', { other: 1 }, u.access), 422);
+    });
+
     for (const alg of ['ES256', 'EdDSA'] as Algorithm[]) {
       test(`register a ${alg} passkey: 201 {id, name, created_at, last_used_at}; listed; audited`, async () => {
         const u = await registerAndLogin(app.http);

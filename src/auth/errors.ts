@@ -49,6 +49,7 @@ export const ERROR_CODES = {
   browser_session_missing: { status: 401 },
   insufficient_scope: { status: 403, challenge: 'insufficient_scope' },
   forbidden: { status: 403 },
+  reauthentication_required: { status: 403 },
   csrf_rejected: { status: 403 },
   not_found: { status: 404 },
   method_not_allowed: { status: 405 },

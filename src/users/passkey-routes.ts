@@ -3,7 +3,7 @@
 // the auth core (src/auth/passkeys.ts); these handlers parse, call, render.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AuthCore } from '../auth/core.js';
-import { notFound } from '../auth/errors.js';
+import { AuthError, notFound } from '../auth/errors.js';
 import { principalOf } from '../auth/guard.js';
 import { CreationOptionsJSON, Passkey, PasskeyName, RegistrationResponseJSON } from '../auth/passkey-schemas.js';
 import { sessionMeta } from '../auth/routes.js';
@@ -12,8 +12,15 @@ import { noStore } from '../http/render.js';
 
 const IdParams = Type.Object({ id: Type.String({ description: 'The passkey id (a UUID)' }) });
 
+/**
+ * A passkey is a way into the account on its own, so adding one is as
+ * sensitive as changing the password: a sign-in older than this (or a
+ * stolen access token of a long session) must show the password again.
+ */
+export const RECENT_SIGN_IN_S = 10 * 60;
+
 export const passkeyRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
-  const { passkeys, limits, audit } = core;
+  const { passkeys, limits, audit, users, grants } = core;
   app.addHook('onSend', async (_request, reply) => noStore(reply));
 
   app.post(
@@ -26,21 +33,45 @@ export const passkeyRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = asyn
         description:
           'Resident key and user verification required; ES256 (-7) and EdDSA (-8) offered; your passkeys excluded. ' +
           'The challenge is single-use and lives 5 minutes. Pass the options to navigator.credentials.create() ' +
-          '(or @simplewebauthn/browser startRegistration), then POST the answer to /users/me/passkeys.',
+          '(or @simplewebauthn/browser startRegistration), then POST the answer to /users/me/passkeys. ' +
+          `A passkey signs in on its own: unless this session signed in within ${RECENT_SIGN_IN_S / 60} minutes, ` +
+          'send `{"password"}` (your current password) too, else 403 reauthentication_required.',
+        body: Type.Object(
+          { password: Type.Optional(Type.String({ maxLength: 4096, format: 'password', description: 'Needed when the sign-in is not recent' })) },
+          { additionalProperties: false },
+        ),
         response: {
           200: CreationOptionsJSON,
           ...guarded(),
           ...bodyErrors,
+          400: problem('The password is wrong, or the body is malformed'),
+          403: problem('The token lacks the scope me (insufficient_scope), or the sign-in is not recent and no password was given (reauthentication_required)'),
           409: problem('The account has as many passkeys as it may (passkey_limit)'),
           ...limited,
           ...unavailable,
         },
       },
+      // No body at all is fine (a recent sign-in needs none).
+      preValidation: async (request) => {
+        if (request.body === undefined || request.body === null) request.body = {};
+      },
     },
     async (request) => {
       const me = principalOf(request);
-      // Each ceremony stores a challenge: a person adds a few passkeys an hour, never dozens.
-      await limits.sensitiveAction(me.userId);
+      const recent = core.clock.now() / 1000 - me.authTime <= RECENT_SIGN_IN_S;
+      if (!recent) {
+        const { password } = request.body;
+        if (password === undefined) {
+          throw new AuthError('reauthentication_required', 'Give your password to add a passkey (your sign-in is not recent)');
+        }
+        // The login's rules and counters: this cannot be used to guess the password instead.
+        const user = await users.findById(me.userId);
+        if (!user) throw notFound('User not found');
+        await grants.verifyCurrentPassword(user, password, sessionMeta(request));
+      } else {
+        // Each ceremony stores a challenge: a person adds a few passkeys an hour, never dozens.
+        await limits.sensitiveAction(me.userId);
+      }
       return passkeys.registrationOptions({ id: me.userId, username: me.username, fullName: me.profile.full_name });
     },
   );

@@ -42,8 +42,12 @@ export async function signInWithPasskey({ step, autofill = false }: { step?: Sec
 }
 
 /** Creates a passkey on this device (or a phone, a security key) and registers it to the account. */
-export async function addPasskey(name: string): Promise<Passkey> {
-  const optionsJSON = await api<PublicKeyCredentialCreationOptionsJSON>('/users/me/passkeys/options', { method: 'POST' });
+export async function addPasskey(name: string, password?: string): Promise<Passkey> {
+  // The password only when the sign-in is not recent (403 reauthentication_required otherwise).
+  const optionsJSON = await api<PublicKeyCredentialCreationOptionsJSON>('/users/me/passkeys/options', {
+    method: 'POST',
+    body: password ? { password } : {},
+  });
   const response = await startRegistration({ optionsJSON });
   return api<Passkey>('/users/me/passkeys', { method: 'POST', body: { ...(name ? { name } : {}), response } });
 }

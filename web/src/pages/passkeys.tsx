@@ -3,7 +3,7 @@
 // removed. A passkey signs in alone; once two-factor authentication is on,
 // it is also a second step after the password.
 import { useEffect, useState } from 'preact/hooks';
-import { api } from '../api';
+import { api, ApiError } from '../api';
 import { ErrorBox, Field, Notice, useSubmit } from '../components/form';
 import { addPasskey, passkeysSupported, plainly } from '../passkeys';
 import type { Passkey } from '../types';
@@ -60,13 +60,25 @@ function Item({ passkey, onChanged }: { passkey: Passkey; onChanged: (notice: st
 export function Passkeys() {
   const [list, setList] = useState<Passkey[] | null>(null);
   const [name, setName] = useState('');
+  const [password, setPassword] = useState('');
+  const [askPassword, setAskPassword] = useState(false);
   const [notice, setNotice] = useState('');
   const [error, setError] = useState<unknown>(null);
   const load = () => api<Passkey[]>('/users/me/passkeys').then(setList, setError);
   useEffect(() => void load(), []);
   const add = useSubmit(async () => {
     setNotice('');
-    const added = await plainly(() => addPasskey(name.trim()));
+    let added: Passkey;
+    try {
+      added = await plainly(() => addPasskey(name.trim(), askPassword ? password : undefined));
+    } catch (err) {
+      // An old sign-in: the password again, as for a password change.
+      if (err instanceof ApiError && err.code === 'reauthentication_required') setAskPassword(true);
+      throw err;
+    } finally {
+      setPassword('');
+    }
+    setAskPassword(false);
     setName('');
     setNotice(`“${added.name}” is added: you can sign in with it, without your password.`);
     await load();
@@ -93,6 +105,9 @@ export function Passkeys() {
           <ErrorBox error={add.error} fields={['name']} />
           <p>A passkey signs you in with this device's screen lock (fingerprint, face or PIN) instead of your password.</p>
           <Field label="Name (optional)" name="passkey_name" value={name} onInput={setName} hint="To tell your passkeys apart, e.g. “Work laptop”." error={add.error} />
+          {askPassword && (
+            <Field label="Your password" name="passkey_password" type="password" value={password} onInput={setPassword} autocomplete="current-password" required />
+          )}
           <button type="submit" disabled={add.busy}>
             {add.busy ? 'Waiting for your device…' : 'Add a passkey'}
           </button>
