@@ -47,7 +47,7 @@ export const MfaRequiredBody = Type.Object(
     error: Type.Literal('mfa_required'),
     error_description: Type.String(),
     mfa_token: Type.String({ description: 'Send it with a second-factor grant within 5 minutes; 5 wrong codes kill it; a success spends it' }),
-    mfa_methods: Type.Array(Type.String(), { description: 'The second factors this account can use: totp, recovery_code' }),
+    mfa_methods: Type.Array(Type.String(), { description: 'The second factors this account can use: totp, recovery_code, webauthn (a passkey: options from POST /auth/passkey/options with the mfa_token)' }),
   },
   { description: 'The password was right; a second factor is required' },
 );
