@@ -20,6 +20,7 @@ import { benchRoutes } from './http/bench-routes.js';
 import { opsRoutes } from './http/ops.js';
 import { mailOption } from './mail-setup.js';
 import { userRoutes } from './users/routes.js';
+import { passkeyRoutes } from './users/passkey-routes.js';
 import { mfaRoutes } from './users/mfa-routes.js';
 import { emailRoutes } from './users/email-routes.js';
 import { blog, BLOG_AUTH } from './posts/plugin.js';
@@ -81,6 +82,7 @@ export function pluginOptions(config: Config, db: Database, clock: Clock): Gateh
       passwordResetPerHour: config.rateLimitPasswordResetPerHour,
     },
     hashing: { concurrency: config.hashConcurrency, queueMax: config.hashQueueMax },
+    webauthn: { rpId: config.webauthnRpId, rpName: config.webauthnRpName },
     redis: config.redisUrl,
     redisPrefix: config.redisPrefix,
     passwordResetTtlSeconds: config.passwordResetExpireMinutes * 60,
@@ -279,6 +281,7 @@ export async function buildApp(config: Config, deps: BuildDeps = {}): Promise<Ga
   }
   await app.register(opsRoutes, { core });
   await app.register(userRoutes, { core });
+  await app.register(passkeyRoutes, { core });
   await app.register(mfaRoutes, { core });
   await app.register(emailRoutes, { core });
   await app.register(blog, { core });

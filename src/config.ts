@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import Type, { type Static, type TSchema } from 'typebox';
 import Value from 'typebox/value';
 import { ALGORITHMS, privateKeyProblem, type JwtAlgorithm } from './auth/algorithms.js';
-import { isIsoInstant } from './auth/options.js';
+import { isIsoInstant, rpIdFits } from './auth/options.js';
 import { TOKEN_PROFILES, type TokenProfile } from './auth/token-profiles.js';
 
 export interface Config {
@@ -83,6 +83,9 @@ export interface Config {
   mailLeaseSeconds: number;
   /** Benchmarks only: serve GET /_bench/floor, the bare-route baseline. */
   benchRoutes: boolean;
+  /** Passkeys: the relying party id (default: PUBLIC_URL's host) and the name authenticators show. */
+  webauthnRpId: string | undefined;
+  webauthnRpName: string;
 }
 
 export class ConfigError extends Error {
@@ -191,6 +194,10 @@ export const ENV = Type.Object({
   EMAIL_VERIFY_EXPIRE_HOURS: int(48, 1, 720, 'an address-verification link works this long'),
   REQUIRE_EMAIL_VERIFICATION: Type.Boolean({ default: false, description: 'refuse sign-in (after the right password) until the address is verified' }),
   MAIL_LEASE_SECONDS: Type.Integer({ default: 60, minimum: 1, maximum: 3600, internal: true, description: 'tests: how long a node owns a mail it is delivering' }),
+  WEBAUTHN_RP_ID: Type.Optional(
+    Type.String({ pattern: '^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$', description: "passkeys' relying party id: PUBLIC_URL's host (default) or a parent domain of it" }),
+  ),
+  WEBAUTHN_RP_NAME: Type.String({ default: 'Gatehouse', minLength: 1, maxLength: 64, description: 'the name authenticators show beside a passkey' }),
   BENCH_ROUTES: Type.Boolean({ default: false, internal: true, description: 'benchmarks only: serve GET /_bench/floor' }),
 });
 export type Env = Static<typeof ENV>;
@@ -302,6 +309,12 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     throw new ConfigError('REQUIRE_EMAIL_VERIFICATION', 'needs SMTP_URL in production (nobody could verify an address)');
   }
 
+  const publicUrl = publicUrlOf(env.PUBLIC_URL, env.HOST, env.PORT);
+  const host = new URL(publicUrl).hostname;
+  if (env.WEBAUTHN_RP_ID && !rpIdFits(env.WEBAUTHN_RP_ID, host)) {
+    throw new ConfigError('WEBAUTHN_RP_ID', `must be PUBLIC_URL's host (${host}) or a parent domain of it`);
+  }
+
   const workers = env.WORKERS === 'auto' ? availableParallelism() : env.WORKERS;
   if (workers > 1 && !env.DATABASE_URL) {
     throw new ConfigError('WORKERS', 'must be 1 with the embedded database (set DATABASE_URL to run several workers)');
@@ -332,7 +345,7 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     redisPrefix: env.REDIS_PREFIX,
     host: env.HOST,
     port: env.PORT,
-    publicUrl: publicUrlOf(env.PUBLIC_URL, env.HOST, env.PORT),
+    publicUrl,
     corsOrigins: env.CORS_ORIGINS,
     trustProxy: trustProxyOf(env.TRUST_PROXY),
     warnings,
@@ -359,6 +372,8 @@ export function loadConfig(raw: RawEnv = process.env): Config {
     emailVerifyExpireHours: env.EMAIL_VERIFY_EXPIRE_HOURS,
     requireEmailVerification: env.REQUIRE_EMAIL_VERIFICATION,
     mailLeaseSeconds: env.MAIL_LEASE_SECONDS,
+    webauthnRpId: env.WEBAUTHN_RP_ID,
+    webauthnRpName: env.WEBAUTHN_RP_NAME,
   };
 }
 

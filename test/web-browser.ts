@@ -60,14 +60,18 @@ export interface WebApp extends Gatehouse {
   close(): Promise<void>;
 }
 
-/** The service as `npm start` runs it (pages included), on 127.0.0.1 with PUBLIC_URL its own origin. */
-export async function startWebApp(backend: BackendName = 'pglite', env: Record<string, string> = {}): Promise<WebApp> {
+/**
+ * The service as `npm start` runs it (pages included), on 127.0.0.1 with
+ * PUBLIC_URL its own origin; `publicHost: 'localhost'` for WebAuthn (an IP
+ * address is no valid RP ID; http://localhost is a secure context).
+ */
+export async function startWebApp(backend: BackendName = 'pglite', env: Record<string, string> = {}, publicHost = '127.0.0.1'): Promise<WebApp> {
   await ensurePagesBuilt();
   const tdb = await openTestDatabase(backend);
   const clock = new MovableClock();
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
+    const url = `http://${publicHost}:${port}`;
     const config = testConfig({ PUBLIC_URL: url, REDIS_URL: undefined, ...(tdb.url ? { DATABASE_URL: tdb.url } : {}), ...env });
     const gh = await buildApp(config, { db: tdb.db, clock });
     try {

@@ -40,7 +40,7 @@ describe('two-factor authentication in Chromium', { skip }, () => {
     await page.goto('/signin?next=%2Faccount');
     await page.getByLabel('Username or email').fill(username);
     await page.getByLabel('Password', { exact: true }).fill(STRONG_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   }
 
   async function signOut(page: Page): Promise<void> {

@@ -52,7 +52,7 @@ describe('web pages in Chromium', { skip }, () => {
     await page.goto(`/signin?next=${encodeURIComponent(next)}`);
     await page.getByLabel('Username or email').fill(username);
     await page.getByLabel('Password', { exact: true }).fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL((u) => u.pathname === next);
   }
 
@@ -137,7 +137,7 @@ describe('web pages in Chromium', { skip }, () => {
       await page.goto('/signin');
       await page.getByLabel('Username or email').fill(username);
       await page.getByLabel('Password', { exact: true }).fill('not-the-password');
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
       assert.match(await page.getByRole('alert').innerText(), /incorrect|invalid|wrong/i);
 
       // By keyboard alone: Tab to the field, type, Tab, type, Enter.

@@ -19,6 +19,8 @@ import { LogThrottle, repeated } from './log-throttle.js';
 import { MfaChallenges } from './mfa-challenge.js';
 import { MailOutbox } from './mail/outbox.js';
 import type { ResolvedOptions } from './options.js';
+import { PasskeyFactor, PasskeyGrants } from './passkey-grants.js';
+import { Passkeys, relyingParty } from './passkeys.js';
 import { PasswordHasher } from './passwords.js';
 import { AuthRateLimits } from './rate-limit.js';
 import { Revocations } from './revocations.js';
@@ -31,6 +33,7 @@ import { TokenService } from './tokens.js';
 import { TotpFactor } from './totp.js';
 import { UserStates } from './user-state.js';
 import { UsersRepository } from './users.js';
+import { WebAuthnChallenges } from './webauthn-challenges.js';
 
 export interface AuthCore {
   options: ResolvedOptions;
@@ -60,6 +63,9 @@ export interface AuthCore {
   recovery: RecoveryCodes;
   /** Managing a user's second factors (enrollment, disabling, an admin's reset). */
   secondFactors: SecondFactors;
+  /** Passkeys: ceremonies and credentials (passkeys.ts), and their grants. */
+  passkeys: Passkeys;
+  passkeyGrants: PasskeyGrants;
   /** The audit log: `audit.record({...})` at every security event. */
   audit: AuditLog;
   /** Password reset and address verification by mail; undefined when no mail is configured (those routes answer 503). */
@@ -168,7 +174,9 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
   const recovery = new RecoveryCodes(db, clock);
   challenges.register(totp);
   challenges.register(recovery);
-  const secondFactors = new SecondFactors({ users, challenges, totp, recovery, limits, sessions, audit });
+  const passkeys = new Passkeys(db, clock, new WebAuthnChallenges(db, clock), relyingParty(options.publicUrl, options.webauthn));
+  challenges.register(new PasskeyFactor(passkeys, totp));
+  const secondFactors = new SecondFactors({ users, challenges, totp, recovery, passkeys, limits, sessions, audit });
   let accountEmail: AccountEmail | undefined;
   if (options.mail) {
     const m = options.mail;
@@ -199,6 +207,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       await accountEmail?.sendVerification(user, 'skip');
     },
   });
+  const passkeyGrants = new PasskeyGrants({ passkeys, grants, scopes, audit });
 
   return {
     options,
@@ -222,6 +231,8 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     totp,
     recovery,
     secondFactors,
+    passkeys,
+    passkeyGrants,
     audit,
     accountEmail,
     redis,
@@ -246,6 +257,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
         () => challenges.housekeep(),
         async () => accountEmail?.prune(),
         ...pruneKeys,
+        () => passkeys.housekeep(),
       ]);
     },
     async close() {

@@ -7,6 +7,7 @@ import type { AuthCore } from './core.js';
 import { AuthError } from './errors.js';
 import type { TokenResponse } from './grants.js';
 import { SECOND_FACTOR_GRANTS } from './mfa-grants.js';
+import { WEBAUTHN_GRANT } from './passkey-grants.js';
 import type { SessionMeta } from './sessions.js';
 
 export type OAuthParams = Record<string, string | undefined>;
@@ -61,6 +62,10 @@ export const GRANT_TYPES: Record<string, GrantHandler> = {
   refresh_token: (core, p, meta) => {
     if (!p.refresh_token) throw new AuthError('invalid_request', 'The refresh_token parameter is required');
     return core.grants.refresh({ refreshToken: p.refresh_token, scope: p.scope }, meta);
+  },
+  [WEBAUTHN_GRANT]: (core, p, meta) => {
+    if (!p.assertion) throw new AuthError('invalid_request', 'The assertion parameter is required');
+    return core.passkeyGrants.webauthn({ assertion: p.assertion, scope: p.scope }, meta);
   },
   ...SECOND_FACTOR_GRANTS,
 };

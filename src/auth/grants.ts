@@ -38,6 +38,11 @@ const MFA_AMR = 'mfa';
 /** Longest login identifier looked up (an email address is at most 320). */
 export const MAX_LOGIN_LENGTH = 320;
 
+/** A second factor refused with a reason for the audit log (a cloned passkey's counters); never shown to the client. */
+export interface FactorRefusal {
+  detail: Record<string, unknown>;
+}
+
 export interface GrantDeps {
   users: UsersRepository;
   hasher: PasswordHasher;
@@ -149,7 +154,7 @@ export class Grants {
   async secondFactor(
     input: { mfaToken: string; method: string },
     meta: SessionMeta,
-    verify: (challenge: MfaChallenge) => Promise<boolean>,
+    verify: (challenge: MfaChallenge) => Promise<boolean | FactorRefusal>,
     amr: readonly string[],
   ): Promise<TokenResponse> {
     const { challenges, limits, audit } = this.deps;
@@ -157,9 +162,11 @@ export class Grants {
     if (!challenge) throw mfaFailed();
     const key = secondFactorKey(challenge.userId);
     await limits.checkLogin(key, meta.ip ?? '');
-    if (!(await verify(challenge))) {
+    const outcome = await verify(challenge);
+    if (outcome !== true) {
       await limits.loginFailed(key, meta.ip ?? '');
-      audit.record({ type: 'mfa_failed', userId: challenge.userId, meta, detail: { method: input.method } });
+      const why = outcome === false ? {} : outcome.detail;
+      audit.record({ type: 'mfa_failed', userId: challenge.userId, meta, detail: { method: input.method, ...why } });
       throw mfaFailed();
     }
     await limits.loginSucceeded(key, meta.ip ?? '');
@@ -220,7 +227,7 @@ export class Grants {
     return tokenResponse(access.token, access.expiresIn, r.refreshToken, r.grantedScope, r.refreshExpiresAt);
   }
 
-  /** A new session for a user who has just proved who they are. */
+  /** A new session for a user who has just proved who they are (`amr`: how, RFC 8176). */
   async openSession(
     user: Pick<UserRow, 'id' | 'username'>,
     scope: string,

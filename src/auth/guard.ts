@@ -27,6 +27,8 @@ export interface Principal {
   jti: string;
   /** Access token expiry, seconds since the epoch. */
   exp: number;
+  /** When the session's sign-in happened (the token's auth_time), seconds since the epoch. */
+  authTime: number;
   /** The user's public profile, as the guard just checked it. */
   profile: PublicUser;
 }
@@ -91,6 +93,7 @@ export async function authenticate(core: GuardCore, token: string): Promise<Prin
     sessionId: claims.sid,
     jti: claims.jti,
     exp: claims.exp,
+    authTime: claims.auth_time,
     profile: user.profile,
   };
 }

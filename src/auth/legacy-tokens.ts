@@ -156,6 +156,8 @@ export class LegacyTokens {
       sessionId: NO_SESSION,
       jti,
       exp,
+      // No sign-in of ours is known: never "recent" (adding a passkey asks for the password).
+      authTime: 0,
       profile: user.profile,
     };
   }

@@ -75,6 +75,18 @@ export class MfaChallenges {
     return { mfa_token: token, mfa_methods: methods };
   }
 
+  /** A live challenge, without taking an attempt (to prepare its second step, e.g. passkey options); undefined otherwise. */
+  async peek(token: string): Promise<MfaChallenge | undefined> {
+    if (!MFA_TOKEN_RE.test(token)) return undefined;
+    const r = await this.db.query<{ token_hash: string; user_id: string; scope: string; amr: string[] }>(
+      `SELECT token_hash, user_id, scope, amr FROM mfa_challenges
+        WHERE token_hash = $1 AND spent_at IS NULL AND expires_at > $2 AND attempts < $3`,
+      [sha256(token), new Date(this.clock.now()), this.opts.maxAttempts],
+    );
+    const row = r.rows[0];
+    return row && { tokenHash: row.token_hash, userId: row.user_id, scope: row.scope, amr: row.amr };
+  }
+
   /** Takes one attempt of a live challenge; undefined when it is unknown, expired, spent or out of attempts. */
   async attempt(token: string): Promise<MfaChallenge | undefined> {
     if (!MFA_TOKEN_RE.test(token)) return undefined;

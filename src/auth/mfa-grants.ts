@@ -5,6 +5,7 @@
 // both serve them. A new factor (a passkey) adds its grant type here.
 import { AuthError } from './errors.js';
 import type { GrantHandler, OAuthParams } from './grant-dispatch.js';
+import { MFA_WEBAUTHN_GRANT, PASSKEY_SECOND_FACTOR_AMR } from './passkey-grants.js';
 
 export const MFA_OTP_GRANT = 'urn:gatehouse:params:oauth:grant-type:mfa-otp';
 export const MFA_RECOVERY_CODE_GRANT = 'urn:gatehouse:params:oauth:grant-type:mfa-recovery-code';
@@ -27,5 +28,15 @@ export const SECOND_FACTOR_GRANTS: Record<string, GrantHandler> = {
   [MFA_RECOVERY_CODE_GRANT]: (core, p, meta) => {
     const [mfaToken, code] = required(p, 'mfa_token', 'recovery_code');
     return core.grants.secondFactor({ mfaToken: mfaToken!, method: 'recovery_code' }, meta, (c) => core.recovery.use(c.userId, code!), OTP_AMR);
+  },
+  [MFA_WEBAUTHN_GRANT]: (core, p, meta) => {
+    const [mfaToken, raw] = required(p, 'mfa_token', 'assertion');
+    const assertion = core.passkeys.parseAssertion(raw!);
+    return core.grants.secondFactor(
+      { mfaToken: mfaToken!, method: 'webauthn' },
+      meta,
+      (c) => core.passkeyGrants.verifySecondFactor(c, assertion),
+      PASSKEY_SECOND_FACTOR_AMR,
+    );
   },
 };

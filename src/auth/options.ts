@@ -80,6 +80,16 @@ const Mail = Type.Object(
   { additionalProperties: false },
 );
 
+const WebAuthn = Type.Object(
+  {
+    /** The relying party id: `publicUrl`'s host or a registrable suffix of it (default: the host). */
+    rpId: Type.Optional(Type.String({ pattern: '^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$' })),
+    /** The name authenticators show beside the account. */
+    rpName: Type.String({ minLength: 1, maxLength: 64, default: 'Gatehouse' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 export const GatehouseOptionsSchema = Type.Object(
   {
     /** An open database (the plugin does not close it), or a postgres:// URL (the plugin opens and closes its pool). */
@@ -140,6 +150,8 @@ export const GatehouseOptionsSchema = Type.Object(
     /** A right password for an unverified address is refused (and a new link mailed). Needs `mail`. */
     requireEmailVerification: Type.Boolean({ default: false }),
     hashing: Hashing,
+    /** Passkeys: the relying party (the origin is always `publicUrl`'s). */
+    webauthn: WebAuthn,
     /** A Redis client: shared rate limits and cross-node events (the plugin duplicates it; it never closes yours). */
     redis: Type.Optional(Type.Unsafe<Redis | string>({ description: 'an ioredis client or a redis:// URL' })),
     /** Prefix of every Redis key and channel. */
@@ -152,7 +164,7 @@ export const GatehouseOptionsSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export type GatehouseOptions = Partial<Omit<Static<typeof GatehouseOptionsSchema>, 'database' | 'secretKey' | 'passwordPolicy' | 'limits' | 'hashing' | 'auditBuffer' | 'mail'>> & {
+export type GatehouseOptions = Partial<Omit<Static<typeof GatehouseOptionsSchema>, 'database' | 'secretKey' | 'passwordPolicy' | 'limits' | 'hashing' | 'auditBuffer' | 'mail' | 'webauthn'>> & {
   mail?: Partial<Static<typeof Mail>> & { transport: MailTransport };
   database: Database | string;
   secretKey: string;
@@ -160,6 +172,7 @@ export type GatehouseOptions = Partial<Omit<Static<typeof GatehouseOptionsSchema
   limits?: Partial<Static<typeof Limits>>;
   hashing?: Partial<Static<typeof Hashing>>;
   auditBuffer?: Partial<Static<typeof AuditBuffer>>;
+  webauthn?: Partial<Static<typeof WebAuthn>>;
 };
 
 export type ResolvedOptions = Static<typeof GatehouseOptionsSchema> & { issuer: string };
@@ -202,8 +215,21 @@ export function resolveOptions(options: GatehouseOptions): ResolvedOptions {
     problems.push('/mail/transport must be a MailTransport (an object with send())');
   }
   if (filled.requireEmailVerification && !mail) problems.push('/requireEmailVerification needs mail (nobody could verify an address)');
+  const rpIdProblem = rpIdMismatch(filled.webauthn.rpId, filled.publicUrl);
+  if (rpIdProblem) problems.push(rpIdProblem);
   if (problems.length) throw new GatehouseOptionsError(problems);
   filled.publicUrl = filled.publicUrl.replace(/\/+$/, '');
   if (filled.mail) filled.mail.transport = transport!;
   return { ...filled, issuer: filled.issuer ?? filled.publicUrl, database, redis, clock };
+}
+
+/** WebAuthn §5.1.4.1: an RP ID is the origin's host or a registrable suffix of it; any other the browser refuses. */
+export function rpIdFits(rpId: string, host: string): boolean {
+  return host === rpId || (rpId.includes('.') && host.endsWith(`.${rpId}`));
+}
+
+function rpIdMismatch(rpId: string | undefined, publicUrl: string): string | undefined {
+  if (rpId === undefined || !URL.canParse(publicUrl)) return undefined;
+  const host = new URL(publicUrl).hostname;
+  return rpIdFits(rpId, host) ? undefined : `/webauthn/rpId "${rpId}" is neither the host of publicUrl (${host}) nor a parent domain of it`;
 }

@@ -23,6 +23,7 @@ import { installGuard } from './guard.js';
 import { resolveOptions, type GatehouseOptions } from './options.js';
 import { wellKnownRoutes } from './discovery.js';
 import { authRoutes, sessionMeta } from './routes.js';
+import { passkeyAuthRoutes } from './passkey-routes.js';
 import { AuthError } from './errors.js';
 import type { AuditRecord } from './audit.js';
 
@@ -82,6 +83,7 @@ async function gatehousePlugin(app: FastifyInstance, raw: GatehouseOptions): Pro
     async (auth) => {
       await ownContext(auth, options.realm);
       await auth.register(authRoutes, { core });
+      await auth.register(passkeyAuthRoutes, { core });
     },
     { prefix: options.prefix },
   );

@@ -100,6 +100,7 @@ export class AuthRateLimits {
   private readonly token?: RateLimiterAbstract;
   private readonly register?: RateLimiterAbstract;
   private readonly reset?: RateLimiterAbstract;
+  private readonly passkeyOptionsPerIp?: RateLimiterAbstract;
   private readonly failuresUserIp?: RateLimiterAbstract;
   private readonly failuresUser?: RateLimiterAbstract;
   /** Accounts slowed down: the key is blocked for the current wait. */
@@ -149,6 +150,8 @@ export class AuthRateLimits {
     this.token = perIp('token', opts.tokenPerMinute, 60);
     this.register = perIp('register', opts.registerPerHour, 3600);
     this.reset = perIp('reset', opts.passwordResetPerHour ?? 10, 3600);
+    // Each unauthenticated request stores a challenge: as limited per address as the token endpoint.
+    this.passkeyOptionsPerIp = perIp('pk-options', opts.tokenPerMinute, 60);
     this.failuresUserIp = make('fail-ui', opts.failedLoginsPerAccount, FAILURE_WINDOW_S, { blockDuration: FAILURE_WINDOW_S });
     // Counts only: what it leads to is a slowdown, never a block of its own.
     this.failuresUser = make('fail-u', Number.MAX_SAFE_INTEGER, 24 * 3600);
@@ -177,6 +180,10 @@ export class AuthRateLimits {
 
   async tokenRequest(ip: string): Promise<void> {
     await consume(this.token, ipKey(ip), 'Too many token requests');
+  }
+
+  async passkeyOptions(ip: string): Promise<void> {
+    await consume(this.passkeyOptionsPerIp, ipKey(ip), 'Too many passkey requests');
   }
 
   async registration(ip: string): Promise<void> {

@@ -98,8 +98,11 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
           'Form-encoded (RFC 6749 §4.3 and §6); JSON is accepted too. Errors are RFC 6749 §5.2 JSON. ' +
           'A refresh token is single-use: each use returns a new one. ' +
           'A right password for an account with two-factor authentication answers 403 `mfa_required` with an `mfa_token`: ' +
-          'send it back with `grant_type=urn:gatehouse:params:oauth:grant-type:mfa-otp` and `otp` (a TOTP code), or ' +
-          '`grant_type=urn:gatehouse:params:oauth:grant-type:mfa-recovery-code` and `recovery_code`.',
+          'send it back with `grant_type=urn:gatehouse:params:oauth:grant-type:mfa-otp` and `otp` (a TOTP code), ' +
+          '`grant_type=urn:gatehouse:params:oauth:grant-type:mfa-recovery-code` and `recovery_code`, or ' +
+          '`grant_type=urn:gatehouse:params:oauth:grant-type:mfa-webauthn` and `assertion` (options from POST /auth/passkey/options with the mfa_token). ' +
+          '`grant_type=urn:gatehouse:params:oauth:grant-type:webauthn` with `assertion` (an AuthenticationResponseJSON as a string, answering ' +
+          'options from POST /auth/passkey/options) signs in with a passkey alone: amr ["hwk", "user", "mfa"].',
         consumes: ['application/x-www-form-urlencoded', 'multipart/form-data', 'application/json'],
         body: TokenRequest,
         response: { 200: TokenResponse, 400: OAuthErrorBody, 403: MfaRequiredBody, 413: bodyErrors[413], ...limited, ...unavailable },

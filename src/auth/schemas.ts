@@ -7,13 +7,17 @@ export const TokenRequest = Type.Object(
       Type.String({
         description:
           '`password` or `refresh_token` (`password` when omitted with username and password); after a 403 `mfa_required`, ' +
-          '`urn:gatehouse:params:oauth:grant-type:mfa-otp` (mfa_token, otp) or `urn:gatehouse:params:oauth:grant-type:mfa-recovery-code` (mfa_token, recovery_code)',
+          '`urn:gatehouse:params:oauth:grant-type:mfa-otp` (mfa_token, otp) or `urn:gatehouse:params:oauth:grant-type:mfa-recovery-code` (mfa_token, recovery_code) or ' +
+          '`urn:gatehouse:params:oauth:grant-type:mfa-webauthn` (mfa_token, assertion); a passkey alone: `urn:gatehouse:params:oauth:grant-type:webauthn` (assertion)',
       }),
     ),
     // Bounded before anything normalises it: NFKC can make a character 18 (U+FDFA).
     username: Type.Optional(Type.String({ maxLength: 320, description: 'Username or email (at most 320 characters)' })),
     password: Type.Optional(Type.String({ format: 'password' })),
     refresh_token: Type.Optional(Type.String()),
+    assertion: Type.Optional(
+      Type.String({ maxLength: 16384, description: 'webauthn and mfa-webauthn grants: the AuthenticationResponseJSON, as a JSON string' }),
+    ),
     mfa_token: Type.Optional(Type.String({ description: 'The mfa_token of a 403 mfa_required answer (second-factor grants)' })),
     otp: Type.Optional(Type.String({ description: 'A current TOTP code (mfa-otp grant)' })),
     recovery_code: Type.Optional(Type.String({ description: 'An unused recovery code (mfa-recovery-code grant)' })),
@@ -43,7 +47,7 @@ export const MfaRequiredBody = Type.Object(
     error: Type.Literal('mfa_required'),
     error_description: Type.String(),
     mfa_token: Type.String({ description: 'Send it with a second-factor grant within 5 minutes; 5 wrong codes kill it; a success spends it' }),
-    mfa_methods: Type.Array(Type.String(), { description: 'The second factors this account can use: totp, recovery_code' }),
+    mfa_methods: Type.Array(Type.String(), { description: 'The second factors this account can use: totp, recovery_code, webauthn (a passkey: options from POST /auth/passkey/options with the mfa_token)' }),
   },
   { description: 'The password was right; a second factor is required' },
 );

@@ -9,6 +9,7 @@
 import type { AuditLog } from './audit.js';
 import { AuthError } from './errors.js';
 import type { MfaChallenges } from './mfa-challenge.js';
+import type { Passkeys } from './passkeys.js';
 import { secondFactorKey, type AuthRateLimits } from './rate-limit.js';
 import type { RecoveryCodes } from './recovery-codes.js';
 import type { SessionMeta, Sessions } from './sessions.js';
@@ -26,6 +27,7 @@ export interface SecondFactorDeps {
   challenges: MfaChallenges;
   totp: TotpFactor;
   recovery: RecoveryCodes;
+  passkeys: Pick<Passkeys, 'count'>;
   limits: AuthRateLimits;
   sessions: Sessions;
   audit: AuditLog;
@@ -38,8 +40,12 @@ export class SecondFactors {
   constructor(private readonly deps: SecondFactorDeps) {}
 
   async status(userId: string): Promise<MfaStatus> {
-    const [totp, left] = await Promise.all([this.deps.totp.enabledFor(userId), this.deps.recovery.left(userId)]);
-    return { totp, recovery_codes_left: left, passkeys: 0 };
+    const [totp, left, passkeys] = await Promise.all([
+      this.deps.totp.enabledFor(userId),
+      this.deps.recovery.left(userId),
+      this.deps.passkeys.count(userId),
+    ]);
+    return { totp, recovery_codes_left: left, passkeys };
   }
 
   /** A pending TOTP enrollment (the caller has re-checked the password); 409 when TOTP is on. */

@@ -41,3 +41,10 @@ export interface Session {
   ip: string | null;
   current: boolean;
 }
+
+export interface Passkey {
+  id: string;
+  name: string;
+  created_at: string;
+  last_used_at: string | null;
+}

@@ -8,6 +8,7 @@ import { When } from '../components/layout';
 import { navigate } from '../router';
 import { reloadMe, useMe } from '../session';
 import type { Session, User } from '../types';
+import { Passkeys } from './passkeys';
 import { TwoFactor } from './two-factor';
 import { ResendLink } from './verify-email';
 
@@ -187,6 +188,7 @@ export function Account() {
       <h1>Your account</h1>
       <Profile me={me} />
       <ChangePassword />
+      <Passkeys />
       <TwoFactor />
       <Sessions />
     </>

@@ -1,6 +1,7 @@
 // Sign in with a username (or email) and password; then back to where you were going.
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { signIn, signInSecondFactor, type SecondStep } from '../api';
+import { autofillSupported, cancelPasskeyRequest, passkeysSupported, plainly, signInWithPasskey } from '../passkeys';
 import { ErrorBox, Field, useSubmit } from '../components/form';
 import type { PageProps } from '../routes';
 import { navigate } from '../router';
@@ -25,18 +26,43 @@ export function SignIn({ query }: PageProps) {
     if (second) setStep(second);
     else await finish();
   });
+  const passkey = useSubmit(() => plainly(() => signInWithPasskey()).then(finish));
+  // Where the browser offers passkeys in the username field's autofill, picking one signs in.
+  useEffect(() => {
+    if (step) return;
+    let live = true;
+    let pending = false;
+    void autofillSupported().then((yes) => {
+      if (!yes || !live) return;
+      pending = true;
+      signInWithPasskey({ autofill: true }).then(finish, () => undefined).finally(() => (pending = false));
+    });
+    return () => {
+      live = false;
+      // A password step or another page: the autofill request must not sign in behind it.
+      if (pending) cancelPasskeyRequest();
+    };
+  }, [step]);
   if (step) return <SecondFactor step={step} onDone={finish} onRestart={() => setStep(null)} />;
   return (
     <>
       <h1>Sign in</h1>
       <form onSubmit={onSubmit} class="card">
         <ErrorBox error={error} />
-        <Field label="Username or email" name="username" value={username} onInput={setUsername} autocomplete="username" required />
+        <Field label="Username or email" name="username" value={username} onInput={setUsername} autocomplete="username webauthn" required />
         <Field label="Password" name="password" type="password" value={password} onInput={setPassword} autocomplete="current-password" required />
         <button type="submit" disabled={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
       </form>
+      {passkeysSupported() && (
+        <div class="card">
+          <ErrorBox error={passkey.error} />
+          <button type="button" onClick={() => void passkey.onSubmit()} disabled={passkey.busy}>
+            {passkey.busy ? 'Waiting for your passkey…' : 'Sign in with a passkey'}
+          </button>
+        </div>
+      )}
       <p>
         No account yet? <a href="/signup">Sign up</a>. Forgot your password? <a href="/reset-password">Reset it</a>.
       </p>
@@ -52,6 +78,7 @@ function SecondFactor({ step, onDone, onRestart }: { step: SecondStep; onDone: (
     await signInSecondFactor(step, recovery ? 'recovery_code' : 'totp', code.trim());
     await onDone();
   });
+  const passkey = useSubmit(() => plainly(() => signInWithPasskey({ step })).then(onDone));
   return (
     <>
       <h1>Two-factor authentication</h1>
@@ -70,6 +97,14 @@ function SecondFactor({ step, onDone, onRestart }: { step: SecondStep; onDone: (
           {busy ? 'Checking…' : 'Verify'}
         </button>
       </form>
+      {step.methods.includes('webauthn') && passkeysSupported() && (
+        <div class="card">
+          <ErrorBox error={passkey.error} />
+          <button type="button" onClick={() => void passkey.onSubmit()} disabled={passkey.busy}>
+            {passkey.busy ? 'Waiting for your passkey…' : 'Use a passkey'}
+          </button>
+        </div>
+      )}
       <div class="actions">
         {step.methods.includes('recovery_code') && step.methods.includes('totp') && (
           <button type="button" class="link" onClick={() => (setRecovery(!recovery), setCode(''))}>
