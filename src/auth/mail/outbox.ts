@@ -1,4 +1,4 @@
-// The transactional outbox (migrations/auth/009_mail.sql): a mail is a row
+// The transactional outbox (migrations/auth/008_mail.sql): a mail is a row
 // written in the same transaction as whatever it announces (a token, a
 // changed password), so a mail is never lost and never sent for something
 // that rolled back. Every node runs a sender:
