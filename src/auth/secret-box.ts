@@ -4,13 +4,12 @@
 // the key), so a box made of the current secret and earlier ones (rotation)
 // opens values sealed under any of them, and `stale` says which to reseal.
 // The associated data binds a value to its owner: a sealed secret copied
-// onto another account does not open.
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+// onto another account does not open. The cipher itself is sealed.ts's.
+import { createHash } from 'node:crypto';
 import { deriveKey } from './derived-keys.js';
+import { IV_BYTES, openBytes, sealBytes, TAG_BYTES } from './sealed.js';
 
 const VERSION = 'v1';
-const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
 
 interface BoxKey {
   id: string;
@@ -34,10 +33,10 @@ export class SecretBox {
   /** `v1.<key id>.<nonce>.<ciphertext><tag>`, base64url parts. */
   seal(plaintext: string, owner: string): string {
     const { id, key } = this.keys[0]!;
-    const nonce = randomBytes(NONCE_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', key, nonce);
-    cipher.setAAD(Buffer.from(`${VERSION}.${id}.${owner}`, 'utf8'));
-    const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+    // sealBytes' iv‖tag‖ciphertext, laid out as this format has it.
+    const sealed = sealBytes(key, plaintext, `${VERSION}.${id}.${owner}`);
+    const nonce = sealed.subarray(0, IV_BYTES);
+    const body = Buffer.concat([sealed.subarray(IV_BYTES + TAG_BYTES), sealed.subarray(IV_BYTES, IV_BYTES + TAG_BYTES)]);
     return [VERSION, id, nonce.toString('base64url'), body.toString('base64url')].join('.');
   }
 
@@ -48,11 +47,11 @@ export class SecretBox {
     if (version !== VERSION || !entry || !nonceText || !bodyText || extra !== undefined) throw new Error('sealed secret: unknown format or key');
     const nonce = Buffer.from(nonceText, 'base64url');
     const body = Buffer.from(bodyText, 'base64url');
-    if (nonce.length !== NONCE_BYTES || body.length < TAG_BYTES) throw new Error('sealed secret: malformed');
-    const decipher = createDecipheriv('aes-256-gcm', entry.key, nonce);
-    decipher.setAAD(Buffer.from(`${version}.${id}.${owner}`, 'utf8'));
-    decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
-    return Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+    if (nonce.length !== IV_BYTES || body.length < TAG_BYTES) throw new Error('sealed secret: malformed');
+    const tag = body.subarray(body.length - TAG_BYTES);
+    const plaintext = openBytes(entry.key, Buffer.concat([nonce, tag, body.subarray(0, body.length - TAG_BYTES)]), `${version}.${id}.${owner}`);
+    if (plaintext === undefined) throw new Error('sealed secret: altered, or sealed for another owner');
+    return plaintext.toString('utf8');
   }
 
   /** Sealed under an earlier key: reseal it with the current one when convenient. */

@@ -21,12 +21,13 @@
 //   mail (or into nothing, for an unknown address) by `expand`, in one
 //   transaction that also deletes the request.
 //
-// Payloads can hold tokens: they are sealed with AES-256-GCM under a key
-// derived from SECRET_KEY, and erased once sent. A node pokes its own
-// sender after a commit; the others find the row at their next poll.
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+// Payloads can hold tokens: they are sealed (sealed.ts, the row's kind as
+// associated data) under a key derived from SECRET_KEY, and erased once
+// sent. A node pokes its own sender after a commit; the others find the row
+// at their next poll.
 import type { Database, Queryable } from '../../db/client.js';
 import { deriveKey } from '../derived-keys.js';
+import { openBytes, sealBytes } from '../sealed.js';
 import type { MailTransport, OutgoingMail } from './transport.js';
 
 export interface OutboxOptions {
@@ -53,8 +54,6 @@ interface ClaimedRow {
 /** expand() of a password_reset_request row, in the transaction that deletes it. */
 export type RequestExpander = (tx: Queryable, request: unknown) => Promise<void>;
 
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 const PRUNE_EVERY_MS = 10 * 60_000;
 /** Sent and given-up rows are kept this long (without content), for the operator. */
 const KEEP_MS = 7 * 24 * 3600_000;
@@ -230,19 +229,14 @@ export class MailOutbox {
   }
 
   private seal(kind: Kind, value: object): Buffer {
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.key, iv);
-    cipher.setAAD(Buffer.from(kind));
-    const body = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
-    return Buffer.concat([iv, cipher.getAuthTag(), body]);
+    return sealBytes(this.key, JSON.stringify(value), kind);
   }
 
+  /** Throws when the row does not open: deliverOne() gives it up. */
   private open(kind: Kind, sealed: Buffer | Uint8Array): unknown {
-    const buf = Buffer.from(sealed);
-    const decipher = createDecipheriv('aes-256-gcm', this.key, buf.subarray(0, IV_BYTES));
-    decipher.setAAD(Buffer.from(kind));
-    decipher.setAuthTag(buf.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
-    return JSON.parse(Buffer.concat([decipher.update(buf.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8'));
+    const json = openBytes(this.key, sealed, kind);
+    if (json === undefined) throw new Error('mail outbox: payload does not open');
+    return JSON.parse(json.toString('utf8'));
   }
 }
 
