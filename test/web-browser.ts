@@ -96,6 +96,34 @@ export async function startWebApp(backend: BackendName = 'pglite', env: Record<s
   }
 }
 
+/** A console message about a Content-Security-Policy or Trusted Types violation (a page must cause none). */
+const POLICY_VIOLATION = /Content.Security.Policy|Trusted.?(HTML|Script|Type)/i;
+
+/** Collects every policy violation any page of the context reports into `into`. */
+export function watchPolicyViolations(ctx: BrowserContext, into: string[]): void {
+  ctx.on('console', (m) => {
+    if (POLICY_VIOLATION.test(m.text())) into.push(`${m.page()?.url()}: ${m.text()}`);
+  });
+  // A refused sink (DOMParser, innerHTML under Trusted Types) throws in the page rather than logging.
+  ctx.on('weberror', (e) => {
+    if (POLICY_VIOLATION.test(e.error().message)) into.push(`${e.page()?.url()}: ${e.error().message}`);
+  });
+}
+
+/** The sign-in page's password step, going on to /account. */
+export async function passwordStep(page: Page, username: string, password: string): Promise<void> {
+  await page.goto('/signin?next=%2Faccount');
+  await page.getByLabel('Username or email').fill(username);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+}
+
+/** Sign out from the navigation bar, and wait for the signed-out header. */
+export async function signOut(page: Page): Promise<void> {
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('button', { name: 'Sign out', exact: true }).click();
+  await page.getByRole('link', { name: 'Sign in' }).waitFor();
+}
+
 /** Runs fn; if it throws, every open page of the contexts is photographed into test-results/ first. */
 export async function screenshotOnFailure(t: TestContext, contexts: BrowserContext[], fn: () => Promise<void>): Promise<void> {
   try {

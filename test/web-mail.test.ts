@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { STRONG_PASSWORD, uniqueName } from './helpers.js';
 import { MailCatcher, RESET, tokenOf, VERIFY, CHANGED } from './mail-catcher.js';
-import { hasChromium, launchChromium, NO_CHROMIUM, screenshotOnFailure, startWebApp, type WebApp } from './web-browser.js';
+import { hasChromium, launchChromium, NO_CHROMIUM, screenshotOnFailure, startWebApp, watchPolicyViolations, type WebApp } from './web-browser.js';
 
 const skip = hasChromium() ? false : NO_CHROMIUM;
 const NEW_PASSWORD = 'Quartz-lantern-93-ember';
@@ -34,7 +34,7 @@ describe('mail pages in Chromium', { skip }, () => {
 
   async function newPage(): Promise<{ ctx: BrowserContext; page: Page }> {
     const ctx = await browser.newContext({ baseURL: app.url, viewport: { width: 900, height: 800 } });
-    ctx.on('console', (m) => void (/Content Security Policy/i.test(m.text()) && violations.push(m.text())));
+    watchPolicyViolations(ctx, violations);
     contexts.push(ctx);
     return { ctx, page: await ctx.newPage() };
   }
@@ -55,7 +55,7 @@ describe('mail pages in Chromium', { skip }, () => {
     await page.goto('/signin?next=%2Faccount');
     await page.getByLabel('Username or email').fill(username);
     await page.getByLabel('Password', { exact: true }).fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL((u) => u.pathname === '/account');
   }
 

@@ -4,10 +4,10 @@
 // (RFC 6238, test/totp-codes.ts); use a recovery code; turn it off.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
 import { STRONG_PASSWORD, uniqueName } from './helpers.js';
 import { codeFor, nextStep } from './totp-codes.js';
-import { hasChromium, launchChromium, NO_CHROMIUM, readmeScreenshot, screenshotOnFailure, startWebApp, type WebApp } from './web-browser.js';
+import { hasChromium, launchChromium, NO_CHROMIUM, readmeScreenshot, screenshotOnFailure, signOut, passwordStep, startWebApp, watchPolicyViolations, type WebApp } from './web-browser.js';
 
 const skip = hasChromium() ? false : NO_CHROMIUM;
 
@@ -36,30 +36,16 @@ describe('two-factor authentication in Chromium', { skip }, () => {
     assert.equal(r.status, 201, await r.text());
   }
 
-  async function passwordStep(page: Page, username: string): Promise<void> {
-    await page.goto('/signin?next=%2Faccount');
-    await page.getByLabel('Username or email').fill(username);
-    await page.getByLabel('Password', { exact: true }).fill(STRONG_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-  }
-
-  async function signOut(page: Page): Promise<void> {
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('button', { name: 'Sign out', exact: true }).click();
-    await page.getByRole('link', { name: 'Sign in' }).waitFor();
-  }
-
   test('enroll from the account page, sign out, sign in with password then code; a recovery code; turn it off', async (t) => {
     const ctx = await browser.newContext({ baseURL: app.url, viewport: { width: 1000, height: 900 }, deviceScaleFactor: 1 });
     contexts.push(ctx);
     const page = await ctx.newPage();
     const violations: string[] = [];
-    page.on('console', (m) => {
-      if (/Content.Security.Policy/i.test(m.text())) violations.push(m.text());
-    });
+    watchPolicyViolations(ctx, violations);
     await screenshotOnFailure(t, [ctx], async () => {
       const username = uniqueName('grace');
       await register(username);
-      await passwordStep(page, username);
+      await passwordStep(page, username, STRONG_PASSWORD);
       await page.waitForURL((u) => u.pathname === '/account');
 
       // Enroll: the password again, then the QR code and the key.
@@ -90,7 +76,7 @@ describe('two-factor authentication in Chromium', { skip }, () => {
 
       // Sign out; the password alone now leads to the code prompt.
       await signOut(page);
-      await passwordStep(page, username);
+      await passwordStep(page, username, STRONG_PASSWORD);
       await page.getByRole('heading', { level: 1, name: 'Two-factor authentication' }).waitFor();
       await readmeScreenshot(page, 'mfa-signin');
       await page.getByLabel('Authentication code').fill('000000');
@@ -105,7 +91,7 @@ describe('two-factor authentication in Chromium', { skip }, () => {
 
       // A recovery code instead of the app.
       await signOut(page);
-      await passwordStep(page, username);
+      await passwordStep(page, username, STRONG_PASSWORD);
       await page.getByRole('button', { name: 'Use a recovery code instead' }).click();
       await page.getByLabel('Recovery code').fill(recovery);
       await page.getByRole('button', { name: 'Verify' }).click();
@@ -120,7 +106,7 @@ describe('two-factor authentication in Chromium', { skip }, () => {
       await section.getByRole('button', { name: 'Turn off' }).click();
       await page.getByText('Two-factor authentication is off').waitFor();
       await signOut(page);
-      await passwordStep(page, username);
+      await passwordStep(page, username, STRONG_PASSWORD);
       await page.waitForURL((u) => u.pathname === '/account');
       assert.deepEqual(violations, [], 'no CSP violation');
     });

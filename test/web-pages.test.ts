@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { backends, STRONG_PASSWORD, uniqueName } from './helpers.js';
-import { freePort, hasChromium, launchChromium, NO_CHROMIUM, readmeScreenshot, screenshotOnFailure, startWebApp, type WebApp } from './web-browser.js';
+import { freePort, hasChromium, launchChromium, NO_CHROMIUM, readmeScreenshot, screenshotOnFailure, startWebApp, watchPolicyViolations, type WebApp } from './web-browser.js';
 
 const skip = hasChromium() ? false : NO_CHROMIUM;
 
@@ -19,7 +19,7 @@ describe('web pages in Chromium', { skip }, () => {
   const contexts: BrowserContext[] = [];
   // Every message of every page about a Content-Security-Policy or Trusted Types violation (there must be none).
   const violations: string[] = [];
-  const watch = (c: BrowserContext) => c.on('console', (m) => void (/Content Security Policy|Trusted(HTML|Script)/i.test(m.text()) && violations.push(`${m.page()?.url()}: ${m.text()}`)));
+  const watch = (c: BrowserContext) => watchPolicyViolations(c, violations);
 
   before(async () => {
     app = await startWebApp();
@@ -220,7 +220,7 @@ describe('web pages in Chromium', { skip }, () => {
         await page.goto(`/signin?next=${encodeURIComponent(next)}`);
         await page.getByLabel('Username or email').fill(username);
         await page.getByLabel('Password', { exact: true }).fill(STRONG_PASSWORD);
-        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.getByRole('button', { name: 'Sign in', exact: true }).click();
         await heading(page, 'Blog');
         assert.equal(page.url(), `${app.url}/`, next);
         await page.getByRole('button', { name: 'Sign out' }).click();

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
 import { STRONG_PASSWORD, uniqueName } from './helpers.js';
 import { codeFor, nextStep } from './totp-codes.js';
-import { hasChromium, launchChromium, NO_CHROMIUM, screenshotOnFailure, startWebApp, type WebApp } from './web-browser.js';
+import { hasChromium, launchChromium, NO_CHROMIUM, screenshotOnFailure, signOut, passwordStep, startWebApp, watchPolicyViolations, type WebApp } from './web-browser.js';
 
 const skip = hasChromium() ? false : NO_CHROMIUM;
 
@@ -49,33 +49,19 @@ describe('passkeys in Chromium (virtual authenticator)', { skip }, () => {
     return { cdp, authenticatorId };
   }
 
-  async function passwordStep(page: Page, username: string): Promise<void> {
-    await page.goto('/signin?next=%2Faccount');
-    await page.getByLabel('Username or email').fill(username);
-    await page.getByLabel('Password', { exact: true }).fill(STRONG_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-  }
-
-  async function signOut(page: Page): Promise<void> {
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('button', { name: 'Sign out', exact: true }).click();
-    await page.getByRole('link', { name: 'Sign in' }).waitFor();
-  }
-
   test('add a passkey on the account page, sign out, sign in with the passkey alone; rename; then as the second step after a password; remove', async (t) => {
     const ctx = await browser.newContext({ baseURL: app.url, viewport: { width: 1000, height: 900 }, deviceScaleFactor: 1 });
     contexts.push(ctx);
     const page = await ctx.newPage();
     const violations: string[] = [];
-    page.on('console', (m) => {
-      if (/Content.Security.Policy/i.test(m.text())) violations.push(m.text());
-    });
+    watchPolicyViolations(ctx, violations);
     await screenshotOnFailure(t, [ctx], async () => {
       const { cdp, authenticatorId } = await virtualAuthenticator(page);
       const presence = (enabled: boolean) => cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled });
       const username = uniqueName('ada');
       const reg = await api('/auth/register', { username, email: `${username}@example.com`, password: STRONG_PASSWORD });
       assert.equal(reg.status, 201);
-      await passwordStep(page, username);
+      await passwordStep(page, username, STRONG_PASSWORD);
       await page.waitForURL((u) => u.pathname === '/account');
 
       // Add a passkey: the browser's ceremony answered by the virtual authenticator.
@@ -130,7 +116,7 @@ describe('passkeys in Chromium (virtual authenticator)', { skip }, () => {
       assert.equal((await api('/users/me/mfa/totp/confirm', { code: codeFor(enroll.body.secret, app.clock) }, token.access_token)).status, 200);
       await signOut(page);
       await presence(false);
-      await passwordStep(page, username);
+      await passwordStep(page, username, STRONG_PASSWORD);
       await page.getByRole('heading', { level: 1, name: 'Two-factor authentication' }).waitFor();
       await presence(true);
       await page.getByRole('button', { name: 'Use a passkey' }).click();
