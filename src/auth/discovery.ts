@@ -4,6 +4,7 @@
 // is not under the plugin's prefix.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AuthCore } from './core.js';
+import { GRANT_TYPES } from './grant-dispatch.js';
 import { Jwks } from './schemas.js';
 
 const Metadata = Type.Object(
@@ -33,7 +34,8 @@ export function authorizationServerMetadata(core: Pick<AuthCore, 'options' | 'sc
     token_endpoint: `${publicUrl}${prefix}/token`,
     revocation_endpoint: `${publicUrl}${prefix}/revoke`,
     jwks_uri: `${publicUrl}/.well-known/jwks.json`,
-    grant_types_supported: ['password', 'refresh_token'],
+    // Every grant the token endpoint dispatches (one list: grant-dispatch.ts).
+    grant_types_supported: Object.keys(GRANT_TYPES),
     scopes_supported: Object.keys(core.scopes.descriptions),
     // No authorization endpoint: nothing is obtained through a browser redirect.
     response_types_supported: [],
