@@ -138,10 +138,12 @@ export async function startApp(
   // Nodes sharing a database share a Redis namespace; other tests' nodes do not.
   if (tdb.url && !('REDIS_PREFIX' in env)) env.REDIS_PREFIX = `ghtest:${new URL(tdb.url).pathname.slice(1)}:`;
   if (!('REDIS_URL' in env)) env.REDIS_URL = undefined;
-  const config = testConfig(env);
   const clock = opts.clock ?? new MovableClock();
+  let config: Config;
   let gh: Gatehouse;
   try {
+    // A refused configuration too must not leave this test's database open (it would keep the process alive).
+    config = testConfig(env);
     gh = await buildApp(config, { db: tdb.db, clock, logger: opts.logger as never, options: opts.options });
   } catch (err) {
     await own?.close();
