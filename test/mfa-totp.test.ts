@@ -16,6 +16,7 @@ import {
   registerAndLogin,
   registerUser,
   startApp,
+  TEST_SECRET,
   type LoggedIn,
   type Res,
   type TestApp,
@@ -94,6 +95,31 @@ async function passwordStep(app: TestApp, u: { username: string; password: strin
 
 const otp = (app: TestApp, mfaToken: string, code: string, headers?: Record<string, string>) =>
   app.http.token({ grant_type: OTP_GRANT, mfa_token: mfaToken, otp: code }, headers);
+
+test('a SECRET_KEY rotation keeps enrolled TOTP working: the service opens secrets under PREVIOUS_SECRET_KEYS, and without it refuses cleanly', async () => {
+  const db = await openTestDatabase('pglite');
+  const clock = new MovableClock();
+  const NEW_SECRET = 'the-rotated-secret-key-0123456789abcdefghij';
+  try {
+    const before = await startApp({ db, clock });
+    const u = await enrolled(before);
+    await before.app.close();
+    // The new key alone cannot open the secret: the second step fails as a wrong code would, never a 500.
+    const lost = await startApp({ db, clock, env: { SECRET_KEY: NEW_SECRET } });
+    clock.advance(30_000);
+    const r = await otp(lost, await passwordStep(lost, u), codeFor(u.secret, clock));
+    assertInvalidGrant(r, 'secret sealed under a key no longer configured');
+    await lost.app.close();
+    // With the old key listed, the same code step passes.
+    const rotated = await startApp({ db, clock, env: { SECRET_KEY: NEW_SECRET, PREVIOUS_SECRET_KEYS: TEST_SECRET } });
+    clock.advance(30_000);
+    const ok = await otp(rotated, await passwordStep(rotated, u), codeFor(u.secret, clock));
+    assert.equal(ok.status, 200, ok.text);
+    await rotated.app.close();
+  } finally {
+    await db.close();
+  }
+});
 
 for (const backend of backends()) {
   describe(`two-factor authentication (${backend})`, () => {

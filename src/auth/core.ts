@@ -170,7 +170,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
   const hasher = new PasswordHasher(options.hashing.concurrency, options.hashing.queueMax);
   // Second factors: `mfa_methods` lists them in this order (a passkey factor registers here too).
   const challenges = new MfaChallenges(db, clock);
-  const totp = new TotpFactor(db, clock, new SecretBox([options.secretKey, ...options.previousSecretKeys]), `Gatehouse (${new URL(options.publicUrl).host})`);
+  const totp = new TotpFactor(db, clock, new SecretBox([options.secretKey, ...options.previousSecretKeys]), `Gatehouse (${new URL(options.publicUrl).host})`, warn);
   const recovery = new RecoveryCodes(db, clock);
   challenges.register(totp);
   challenges.register(recovery);

@@ -34,6 +34,8 @@ export class TotpFactor implements SecondFactorProvider {
     private readonly box: SecretBox,
     /** The issuer name authenticator apps show next to the account. */
     private readonly issuer: string,
+    /** Told when a stored secret cannot be opened (SECRET_KEY changed without PREVIOUS_SECRET_KEYS). */
+    private readonly warn: (msg: string, err?: unknown) => void = () => undefined,
   ) {}
 
   async enabledFor(userId: string, q: Queryable = this.db): Promise<boolean> {
@@ -99,7 +101,15 @@ export class TotpFactor implements SecondFactorProvider {
   private matchingStep(sealed: string, userId: string, code: string): number | undefined {
     const token = normaliseCode(code);
     if (!CODE_RE.test(token)) return undefined;
-    const totp = this.totp(Secret.fromBase32(this.box.open(sealed, userId)), '');
+    let secret: string;
+    try {
+      secret = this.box.open(sealed, userId);
+    } catch (err) {
+      // No code can be checked against a secret we cannot read: a failed code, not a 500.
+      this.warn('a TOTP secret cannot be opened: was SECRET_KEY changed without listing the old one in PREVIOUS_SECRET_KEYS?', err);
+      return undefined;
+    }
+    const totp = this.totp(Secret.fromBase32(secret), '');
     const timestamp = this.clock.now();
     const delta = totp.validate({ token, timestamp, window: DRIFT_STEPS });
     if (delta === null) return undefined;

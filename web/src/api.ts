@@ -163,11 +163,6 @@ export async function signInSecondFactor(step: SecondStep, method: keyof typeof 
   await grant({ grant_type: grantType, mfa_token: step.mfaToken, [param]: code });
 }
 
-/** Any grant that answers tokens on /auth/browser/token (a passkey): adopted, other tabs told. */
-export async function signInWith(params: Record<string, string>): Promise<void> {
-  await grant(params);
-}
-
 /** Ends this session (`local`), every other one (`others`) or all of them (`global`). */
 export async function signOut(scope: 'local' | 'others' | 'global' = 'local'): Promise<void> {
   const res = await exclusive(() => post(`/auth/browser/logout?scope=${scope}`));

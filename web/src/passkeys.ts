@@ -12,7 +12,7 @@ import {
   type PublicKeyCredentialCreationOptionsJSON,
   type PublicKeyCredentialRequestOptionsJSON,
 } from '@simplewebauthn/browser';
-import { api, signInWith, type SecondStep } from './api';
+import { api, grant, type SecondStep } from './api';
 import type { Passkey } from './types';
 
 const WEBAUTHN_GRANT = 'urn:gatehouse:params:oauth:grant-type:webauthn';
@@ -34,7 +34,7 @@ export async function signInWithPasskey({ step, autofill = false }: { step?: Sec
     body: step ? { mfa_token: step.mfaToken } : {},
   });
   const assertion = await startAuthentication({ optionsJSON, useBrowserAutofill: autofill });
-  await signInWith(
+  await grant(
     step
       ? { grant_type: MFA_WEBAUTHN_GRANT, mfa_token: step.mfaToken, assertion: JSON.stringify(assertion) }
       : { grant_type: WEBAUTHN_GRANT, assertion: JSON.stringify(assertion) },
