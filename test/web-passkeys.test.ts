@@ -55,6 +55,22 @@ describe('passkeys in Chromium (virtual authenticator)', { skip }, () => {
     const page = await ctx.newPage();
     const violations: string[] = [];
     watchPolicyViolations(ctx, violations);
+    // Count the page's autofill (conditional) requests, so the test knows one is pending in the
+    // browser before it lets the authenticator answer (it answers a conditional request at once
+    // if presence is on when the request arrives).
+    await ctx.addInitScript(() => {
+      const w = window as unknown as { conditionalRequests: number };
+      w.conditionalRequests = 0;
+      const get = navigator.credentials.get.bind(navigator.credentials);
+      navigator.credentials.get = (options?: CredentialRequestOptions) => {
+        if (options?.mediation === 'conditional') w.conditionalRequests += 1;
+        return get(options);
+      };
+    });
+    const autofillPending = async () => {
+      await page.waitForFunction(() => (window as unknown as { conditionalRequests: number }).conditionalRequests > 0);
+      await page.waitForTimeout(500); // the call is on its way to the authenticator
+    };
     await screenshotOnFailure(t, [ctx], async () => {
       const { cdp, authenticatorId } = await virtualAuthenticator(page);
       const presence = (enabled: boolean) => cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled });
@@ -82,6 +98,7 @@ describe('passkeys in Chromium (virtual authenticator)', { skip }, () => {
       await presence(false);
       await page.goto('/signin?next=%2Faccount');
       await page.getByLabel('Username or email').waitFor();
+      await autofillPending();
       await presence(true);
       await page.waitForTimeout(300);
       assert.equal(new URL(page.url()).pathname, '/signin', 'the autofill request is still waiting: the button does it');
@@ -135,6 +152,7 @@ describe('passkeys in Chromium (virtual authenticator)', { skip }, () => {
       await presence(false);
       await page.goto('/signin');
       await page.getByLabel('Username or email').waitFor();
+      await autofillPending();
       await presence(true);
       await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
       await page.getByRole('alert').waitFor();
