@@ -29,10 +29,13 @@ export const hasRedis = () => !!process.env.REDIS_URL;
 export async function createServerDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
   const base = process.env.DATABASE_URL;
   if (!base) throw new Error('DATABASE_URL is not set');
-  const name = `gh_test_${randomBytes(6).toString('hex')}`;
+  const creator = creatorOf(new Error().stack);
+  // scripts/test.mjs names its run, drops what a run left behind and says which file left it.
+  const name = `gh_test_${process.env.GH_TEST_RUN ?? 'x'}_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: base });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
+  await admin.query(`COMMENT ON DATABASE ${name} IS ${pg.escapeLiteral(creator)}`);
   await admin.end();
   const u = new URL(base);
   u.pathname = `/${name}`;
@@ -45,6 +48,12 @@ export async function createServerDatabase(): Promise<{ url: string; drop: () =>
       await c.end();
     },
   };
+}
+
+/** The test file (and line) that asked for a database, from a stack trace. */
+function creatorOf(stack = ''): string {
+  const frame = stack.split('\n').find((l) => /\.test\.ts:\d+/.test(l));
+  return frame?.match(/(test\/[^/]+\.test\.ts:\d+)/)?.[1] ?? 'unknown';
 }
 
 export interface TestDatabase {
