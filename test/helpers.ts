@@ -88,8 +88,11 @@ export async function openTestDatabase(backend: BackendName): Promise<TestDataba
     db,
     url,
     close: async () => {
-      await db.close();
-      await drop();
+      try {
+        await db.close();
+      } finally {
+        await drop();
+      }
     },
   };
 }
@@ -165,9 +168,12 @@ export async function startApp(
     clock,
     http: new HttpClient(address),
     close: async () => {
-      await gh.app.close();
-      await own?.close();
-      rmSync(config.dataDir, { recursive: true, force: true });
+      try {
+        await gh.app.close();
+      } finally {
+        await own?.close();
+        rmSync(config.dataDir, { recursive: true, force: true });
+      }
     },
   };
 }

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { buildWeb, webStale } from '../scripts/build-web.mjs';
 import { buildApp, type Gatehouse } from '../src/app.js';
 import { MovableClock } from '../src/clock.js';
@@ -88,9 +88,12 @@ export async function startWebApp(backend: BackendName = 'pglite', env: Record<s
       url,
       clock,
       close: async () => {
-        await gh.app.close();
-        await tdb.close();
-        rmSync(config.dataDir, { recursive: true, force: true });
+        try {
+          await gh.app.close();
+        } finally {
+          await tdb.close();
+          rmSync(config.dataDir, { recursive: true, force: true });
+        }
       },
     };
   }
@@ -144,8 +147,10 @@ export async function screenshotOnFailure(t: TestContext, contexts: BrowserConte
 }
 
 /** Takes a README screenshot into docs/screenshots/ when UPDATE_SCREENSHOTS=1. */
-export async function readmeScreenshot(page: Page, name: string, fullPage = false): Promise<void> {
+export async function readmeScreenshot(target: Page | Locator, name: string, fullPage = false): Promise<void> {
   if (process.env.UPDATE_SCREENSHOTS !== '1') return;
   mkdirSync('docs/screenshots', { recursive: true });
-  await page.screenshot({ path: `docs/screenshots/${name}.png`, fullPage });
+  const path = `docs/screenshots/${name}.png`;
+  // A page (whole or its viewport), or one part of it.
+  await ('goto' in target ? target.screenshot({ path, fullPage }) : target.screenshot({ path }));
 }

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
 import { STRONG_PASSWORD, uniqueName } from './helpers.js';
 import { codeFor, nextStep } from './totp-codes.js';
-import { hasChromium, launchChromium, NO_CHROMIUM, screenshotOnFailure, signOut, passwordStep, startWebApp, watchPolicyViolations, type WebApp } from './web-browser.js';
+import { hasChromium, launchChromium, NO_CHROMIUM, readmeScreenshot, screenshotOnFailure, signOut, passwordStep, startWebApp, watchPolicyViolations, type WebApp } from './web-browser.js';
 
 const skip = hasChromium() ? false : NO_CHROMIUM;
 
@@ -87,6 +87,7 @@ describe('passkeys in Chromium (virtual authenticator)', { skip }, () => {
       await section.getByRole('button', { name: 'Add a passkey' }).click();
       await section.getByText('“Test laptop” is added').waitFor();
       await section.getByRole('listitem', { name: 'Test laptop' }).getByText('never used yet').waitFor();
+      await readmeScreenshot(section, 'passkeys-account');
       const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
       assert.equal(credentials.length, 1);
       assert.equal(credentials[0]!.isResidentCredential, true, 'a discoverable credential');
@@ -99,6 +100,7 @@ describe('passkeys in Chromium (virtual authenticator)', { skip }, () => {
       await page.goto('/signin?next=%2Faccount');
       await page.getByLabel('Username or email').waitFor();
       await autofillPending();
+      await readmeScreenshot(page.locator('main'), 'passkeys-signin');
       await presence(true);
       await page.waitForTimeout(300);
       assert.equal(new URL(page.url()).pathname, '/signin', 'the autofill request is still waiting: the button does it');
