@@ -3,10 +3,13 @@
 // logs in with the password grant, refreshes and revokes; simple-oauth2
 // does the same with its ResourceOwnerPassword client.
 import assert from 'node:assert/strict';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import * as oidc from 'openid-client';
 import { ResourceOwnerPassword } from 'simple-oauth2';
-import { backends, registerUser, STRONG_PASSWORD, type TestApp } from './helpers.js';
+import { metadataPaths } from '../src/auth/discovery.js';
+import { backends, registerUser, startApp, STRONG_PASSWORD, type TestApp } from './helpers.js';
+import { freePort } from './process-helpers.js';
 import { startPublicApp } from './public-app.js';
 
 for (const backend of backends()) {
@@ -98,3 +101,65 @@ for (const backend of backends()) {
     });
   });
 }
+
+/**
+ * A reverse proxy mounting the service under /gatehouse, as a team sharing
+ * a host would: /gatehouse/* goes to the service's /*, and so does RFC 8414's
+ * path-inserted metadata address at the host's root; anything else is 404.
+ */
+async function mountUnderPath(target: string, port: number): Promise<Server> {
+  const metadata = '/.well-known/oauth-authorization-server/gatehouse';
+  const proxy = createServer((req, res) => {
+    const url = req.url ?? '/';
+    const path = url === metadata ? url : url.startsWith('/gatehouse/') ? url.slice('/gatehouse'.length) : undefined;
+    if (!path) return void res.writeHead(404).end();
+    const upstream = httpRequest(new URL(path, target), { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.writeHead(502).end());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+  return proxy;
+}
+
+describe('PUBLIC_URL with a path, behind a reverse proxy', () => {
+  test('the metadata is also served where RFC 8414 puts it for an issuer with a path; only plain paths', () => {
+    const at = '/.well-known/oauth-authorization-server';
+    assert.deepEqual(metadataPaths('https://example.com'), [at]);
+    assert.deepEqual(metadataPaths('https://example.com/'), [at]);
+    assert.deepEqual(metadataPaths('https://example.com/auth/v1/'), [at, `${at}/auth/v1`]);
+    assert.deepEqual(metadataPaths('gatehouse'), [at], 'JWT_ISSUER=gatehouse: no URL, nothing to insert');
+    assert.deepEqual(metadataPaths('https://example.com/a:b/*'), [at], 'no route pattern from a path');
+  });
+
+  test('openid-client discovers it at the path-inserted address, then signs in and refreshes through the proxy', async () => {
+    const port = await freePort();
+    const publicUrl = `http://127.0.0.1:${port}/gatehouse`;
+    const app = await startApp({ env: { PUBLIC_URL: publicUrl } });
+    const proxy = await mountUnderPath(app.url, port);
+    try {
+      assert.equal(app.config.jwtIssuer, publicUrl);
+      const u = await registerUser(app.http);
+      const config = await oidc.discovery(new URL(publicUrl), 'gatehouse', undefined, oidc.None(), {
+        algorithm: 'oauth2',
+        execute: [oidc.allowInsecureRequests],
+      });
+      const meta = config.serverMetadata();
+      assert.equal(meta.issuer, publicUrl);
+      assert.equal(meta.token_endpoint, `${publicUrl}/auth/token`);
+      assert.equal(meta.jwks_uri, `${publicUrl}/.well-known/jwks.json`);
+      const first = await oidc.genericGrantRequest(config, 'password', { username: u.username, password: STRONG_PASSWORD, scope: 'me' });
+      const second = await oidc.refreshTokenGrant(config, first.refresh_token!);
+      const me = await fetch(`${publicUrl}/users/me`, { headers: { authorization: `Bearer ${second.access_token}` } });
+      assert.equal(me.status, 200);
+      assert.equal(((await me.json()) as { id: string }).id, u.id);
+      // Only the address the issuer's path gives: another path is not this issuer's metadata.
+      assert.equal((await app.http.get('/.well-known/oauth-authorization-server/elsewhere')).status, 404);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+      await app.close();
+    }
+  });
+});

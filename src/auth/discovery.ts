@@ -1,7 +1,7 @@
 // What clients and resource servers discover: RFC 8414 authorization server
 // metadata and the JWK set (RFC 7517). Every URL is absolute, built from
 // publicUrl (never from a request's Host). Mounted at the root: /.well-known
-// is not under the plugin's prefix.
+// is not under the plugin's prefix (nor, by RFC 8414, under the issuer's path).
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AuthCore } from './core.js';
 import { GRANT_TYPES } from './grant-dispatch.js';
@@ -45,22 +45,45 @@ export function authorizationServerMetadata(core: Pick<AuthCore, 'options' | 'sc
   };
 }
 
+const METADATA_PATH = '/.well-known/oauth-authorization-server';
+
+/**
+ * Where the metadata is served. RFC 8414 §3.1: for an issuer with a path
+ * (PUBLIC_URL https://example.com/gatehouse), clients ask for
+ * /.well-known/oauth-authorization-server/gatehouse at the host's root, so
+ * that path is served too (a proxy mounting the service under /gatehouse
+ * routes it here); the plain path stays for clients that append instead.
+ */
+export function metadataPaths(issuer: string): string[] {
+  let path = '';
+  try {
+    path = new URL(issuer).pathname.replace(/\/+$/, '');
+  } catch {
+    return [METADATA_PATH]; // an issuer that is no URL (JWT_ISSUER=gatehouse): nothing to insert
+  }
+  // Plain segments only: a ':' or '*' would be a route pattern, not a path.
+  return path && /^(\/[\w.~%-]+)+$/.test(path) ? [METADATA_PATH, METADATA_PATH + path] : [METADATA_PATH];
+}
+
 export const wellKnownRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
   const metadata = authorizationServerMetadata(core);
-  app.get(
-    '/.well-known/oauth-authorization-server',
-    {
-      schema: {
-        tags: ['auth'],
-        summary: 'Authorization server metadata (RFC 8414), for client libraries to configure themselves',
-        response: { 200: Metadata },
+  for (const [i, url] of metadataPaths(core.options.issuer).entries()) {
+    app.get(
+      url,
+      {
+        schema: {
+          tags: ['auth'],
+          summary: 'Authorization server metadata (RFC 8414), for client libraries to configure themselves',
+          response: { 200: Metadata },
+          hide: i > 0, // the same document at the path-inserted address: documented once
+        },
       },
-    },
-    async (_request, reply) => {
-      reply.header('cache-control', `public, max-age=${METADATA_MAX_AGE}`);
-      return metadata;
-    },
-  );
+      async (_request, reply) => {
+        reply.header('cache-control', `public, max-age=${METADATA_MAX_AGE}`);
+        return metadata;
+      },
+    );
+  }
 
   // A new key is published KEY_PUBLISH_DELAY_SECONDS before it signs: a cached copy never lasts longer.
   const jwksMaxAge = Math.min(JWKS_MAX_AGE, core.options.keyPublishDelaySeconds);
