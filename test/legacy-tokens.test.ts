@@ -132,6 +132,30 @@ for (const backend of backends()) {
       assert.equal((await app.http.get('/users/me', tutorialToken(u.username, now() + 600))).status, 200);
     });
 
+    test('POST /auth/revoke (RFC 7009) ends a legacy token too, and only that one; a refused one is nothing to revoke', async () => {
+      const v = await registerAndLogin(app.http);
+      const [t1, t2] = [700, 701].map((s) => tutorialToken(v.username, now() + s)) as [string, string];
+      assert.equal((await app.http.get('/users/me', t1)).status, 200);
+      const r = await app.http.request('POST', '/auth/revoke', { form: { token: t1 } });
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual(r.body, {});
+      assertInvalidToken(await app.http.get('/users/me', t1), 'revoked');
+      assert.equal((await app.http.get('/users/me', t2)).status, 200, 'another legacy token of the user lives');
+      assert.equal((await app.http.get('/users/me', v.access)).status, 200, 'and the Gatehouse session');
+      await app.core.audit.flush();
+      const events = await app.http.get('/users/me/audit?limit=100', v.access);
+      assert.ok(
+        (events.body.items as Array<{ type: string; detail: Record<string, unknown> }>).some((e) => e.type === 'revoke' && e.detail.token_type === 'legacy_access_token'),
+        events.text,
+      );
+      // Expired, signed with another key, already revoked: 200 {} and nothing changes.
+      for (const t of [tutorialToken(v.username, now() - 3600), tutorialToken(v.username, now() + 600, 'another-key'), t1]) {
+        const again = await app.http.request('POST', '/auth/revoke', { form: { token: t } });
+        assert.equal(again.status, 200, again.text);
+      }
+      assert.equal((await app.http.get('/users/me', t2)).status, 200);
+    });
+
     test('a password change (from a Gatehouse token) ends the user’s legacy tokens; logout others too', async () => {
       const v = await registerAndLogin(app.http);
       const t = tutorialToken(v.username, now() + 600);

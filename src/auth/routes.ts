@@ -26,6 +26,12 @@ export function sessionMeta(request: FastifyRequest): SessionMeta {
 
 const AUTH_BODY_LIMIT = 64 * 1024;
 
+/** A token refused (expired, revoked, of a disabled user…) is nothing to revoke; anything else is an error. */
+function unlessRefused(err: unknown): undefined {
+  if (err instanceof AuthError) return undefined;
+  throw err;
+}
+
 /** Mounted under the plugin's prefix (default /auth), in a context of its own. */
 export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (app, { core }) => {
   const { sessions, tokens, revocations, users, hasher, limits, options, audit } = core;
@@ -154,6 +160,12 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
           }
         } catch (err) {
           if (!(err instanceof InvalidTokenError)) throw err;
+          // Not one of ours: during a move, perhaps one of the previous app's (it has no session: that token alone ends).
+          const legacy = core.legacyTokens?.applies(token) ? await core.legacyTokens.authenticate(token, core).catch(unlessRefused) : undefined;
+          if (legacy) {
+            await revocations.revokeAccessToken(legacy.jti, legacy.exp);
+            audit.record({ type: 'revoke', userId: legacy.userId, username: legacy.username, meta: sessionMeta(request), detail: { token_type: 'legacy_access_token' } });
+          }
         }
       }
       // RFC 7009 §2.2: 200; `{}` as JSON, since some client libraries insist on a JSON body.
