@@ -179,7 +179,7 @@ export const ENV = Type.Object({
   PASSWORD_MIN_LENGTH: int(8, 1, 128, 'shortest password accepted'),
   PASSWORD_MAX_LENGTH: int(128, 8, 1024, 'longest password accepted (longer ones are refused before hashing)'),
   PASSWORD_MIN_SCORE: int(3, 0, 4, "lowest zxcvbn score accepted (0–4)"),
-  RATE_LIMIT_TOKEN_PER_MINUTE: int(30, 0, 1_000_000, 'token endpoint requests per client IP per minute (0 = off)'),
+  RATE_LIMIT_TOKEN_PER_MINUTE: int(30, 0, 1_000_000, 'token endpoint requests per client IP per minute, and refreshes per session per minute (0 = off)'),
   RATE_LIMIT_REGISTER_PER_HOUR: int(20, 0, 1_000_000, 'registrations per client IP per hour'),
   RATE_LIMIT_PASSWORD_RESET_PER_HOUR: int(10, 0, 1_000_000, 'password-reset requests per client IP per hour (0 = off)'),
   RATE_LIMIT_FAILED_LOGINS_PER_ACCOUNT: int(10, 0, 1_000_000, 'failed logins per account and IP per 15 min before 429'),

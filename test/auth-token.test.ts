@@ -18,6 +18,7 @@ import {
   type Res,
   type TestApp,
 } from './helpers.js';
+import { hashToken } from '../src/auth/sessions.js';
 import { interleavedTimes, medianRatio, report } from './timing.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -365,10 +366,41 @@ for (const backend of backends()) {
         assert.match(retry ?? '', /^\d+$/);
         assert.ok(Number(retry) >= 1 && Number(retry) <= 60, retry ?? '');
         assert.ok(!('access_token' in r.body));
-        // Refresh requests count too.
+        // A refused refresh counts too (an address past its budget gets 429, not 400).
         assertProblem(await app.http.token({ grant_type: 'refresh_token', refresh_token: 'ghr_' + 'a'.repeat(43) }), 429);
         // A minute later the window has passed (the limiter keeps real time: only checked not to be stuck forever).
         assert.ok(Number(retry) <= 60);
+      } finally {
+        await app.close();
+      }
+    });
+
+    test('a neighbour behind the same address cannot sign anyone out: a live refresh token spends no per-address budget', async () => {
+      const app = await startApp({ backend, env: { RATE_LIMIT_TOKEN_PER_MINUTE: '3' } });
+      try {
+        const u = await registerUser(app.http);
+        const first = await app.http.token({ grant_type: 'password', username: u.username, password: u.password });
+        assert.equal(first.status, 200, first.text);
+        // The neighbour (same address) spends the budget with wrong passwords, then with made-up refresh tokens.
+        for (let i = 0; i < 2; i++) await app.http.token({ grant_type: 'password', username: u.username, password: `wrong-Pass-${i}` });
+        assertProblem(await app.http.token({ grant_type: 'password', username: u.username, password: u.password }), 429);
+        const guess = await app.http.token({ grant_type: 'refresh_token', refresh_token: 'ghr_' + 'b'.repeat(43) });
+        assertProblem(guess, 429);
+        // The signed-in person refreshes all the same.
+        let refresh = first.body.refresh_token as string;
+        for (let i = 0; i < 3; i++) {
+          const r = await app.http.token({ grant_type: 'refresh_token', refresh_token: refresh });
+          assert.equal(r.status, 200, `refresh ${i + 1}: ${r.text}`);
+          refresh = r.body.refresh_token;
+        }
+        // A live session has a budget of its own (RATE_LIMIT_TOKEN_PER_MINUTE refreshes a minute), and a
+        // refresh refused by it leaves its token unspent: another session of the same user is not held back.
+        const limited = await app.http.token({ grant_type: 'refresh_token', refresh_token: refresh });
+        assertProblem(limited, 429);
+        assert.match(limited.headers.get('retry-after') ?? '', /^\d+$/);
+        const row = await app.core.db.query<{ used_at: Date | null }>('SELECT used_at FROM refresh_tokens WHERE token_hash = $1', [hashToken(refresh)]);
+        assert.equal(row.rows.length, 1, 'the refused refresh token is still there');
+        assert.equal(row.rows[0]!.used_at, null, 'and unspent');
       } finally {
         await app.close();
       }

@@ -535,11 +535,15 @@ for (const backend of backends()) {
             assert.equal((await page.refresh({ 'x-requested-with': undefined })).status, 403);
           }
           assert.equal((await page.signIn(u.username)).status, 200);
+          // The limits are the token endpoint's own: a live session's refreshes, RATE_LIMIT_TOKEN_PER_MINUTE a minute.
           assert.equal((await page.refresh()).status, 200);
-          // The limit is the token endpoint's own, shared: the third request of the minute is refused.
+          assert.equal((await page.refresh()).status, 200);
           const third = await page.refresh();
           assertProblem(third, 429, 'rate_limited');
           assert.deepEqual(third.headers.getSetCookie(), [], 'a 429 keeps the cookie');
+          // And the address's, which those refreshes did not spend: one more sign-in, then 429.
+          assert.equal((await new Page(limited).signIn(u.username)).status, 200);
+          assertProblem(await new Page(limited).signIn(u.username), 429, 'rate_limited');
         } finally {
           await limited.close();
         }

@@ -87,11 +87,16 @@ export async function dispatchGrant(core: AuthCore, p: OAuthParams, meta: Sessio
   const supported = Object.keys(GRANT_TYPES).filter((g) => !opts.exclude?.includes(g));
   const handler = Object.hasOwn(GRANT_TYPES, grant) && supported.includes(grant) ? GRANT_TYPES[grant] : undefined;
   if (!handler) throw new AuthError('unsupported_grant_type', `Supported grant types: ${supported.join(', ')}`);
-  await core.limits.tokenRequest(meta.ip ?? '');
+  // A refresh with a live refresh token spends no per-address budget: people behind one NAT (or a
+  // carrier's) refresh silently all day, and a neighbour's flood must not sign them all out. A
+  // refused refresh spends one, as any other grant does up front; a live session has its own budget.
+  const refreshing = grant === 'refresh_token';
+  if (!refreshing) await core.limits.tokenRequest(meta.ip ?? '');
   try {
     return await handler(core, p, meta);
   } catch (err) {
     if (err instanceof GrantAnswer) return err;
+    if (refreshing && err instanceof AuthError && err.code !== 'rate_limited') await core.limits.tokenRequest(meta.ip ?? '');
     throw err;
   }
 }

@@ -204,9 +204,11 @@ export class Grants {
 
   /** The refresh grant: rotation with the grace window and reuse detection (sessions.ts); may narrow, never widen. */
   async refresh(input: { refreshToken: string; scope?: string }, meta: SessionMeta): Promise<TokenResponse> {
-    const { scopes, sessions, tokens } = this.deps;
+    const { scopes, sessions, tokens, limits } = this.deps;
     const requested = this.requestedScope(input.scope);
-    const r = await sessions.refresh(input.refreshToken, meta, (ctx) => {
+    const r = await sessions.refresh(input.refreshToken, meta, async (ctx) => {
+      // A live session's refreshes are limited per session, not per address (grant-dispatch.ts).
+      await limits.sessionRefresh(ctx.sessionId);
       // The session's first grant, less anything the user's role no longer allows.
       const held = parseScope(ctx.sessionScope).filter((s) => scopes.roleAllows(ctx.role, [s]));
       if (!requested) return scopes.format(held);

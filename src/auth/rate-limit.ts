@@ -101,6 +101,8 @@ export class AuthRateLimits {
   private readonly register?: RateLimiterAbstract;
   private readonly reset?: RateLimiterAbstract;
   private readonly passkeyOptionsPerIp?: RateLimiterAbstract;
+  /** Refreshes of one live session (they spend no per-address budget). */
+  private readonly refreshPerSession?: RateLimiterAbstract;
   private readonly failuresUserIp?: RateLimiterAbstract;
   private readonly failuresUser?: RateLimiterAbstract;
   /** Accounts slowed down: the key is blocked for the current wait. */
@@ -152,6 +154,7 @@ export class AuthRateLimits {
     this.reset = perIp('reset', opts.passwordResetPerHour ?? 10, 3600);
     // Each unauthenticated request stores a challenge: as limited per address as the token endpoint.
     this.passkeyOptionsPerIp = perIp('pk-options', opts.tokenPerMinute, 60);
+    this.refreshPerSession = make('refresh-s', opts.tokenPerMinute, 60);
     this.failuresUserIp = make('fail-ui', opts.failedLoginsPerAccount, FAILURE_WINDOW_S, { blockDuration: FAILURE_WINDOW_S });
     // Counts only: what it leads to is a slowdown, never a block of its own.
     this.failuresUser = make('fail-u', Number.MAX_SAFE_INTEGER, 24 * 3600);
@@ -180,6 +183,11 @@ export class AuthRateLimits {
 
   async tokenRequest(ip: string): Promise<void> {
     await consume(this.token, ipKey(ip), 'Too many token requests');
+  }
+
+  /** A refresh of a live session: as many a minute per session as the token endpoint allows per address. */
+  async sessionRefresh(sessionId: string): Promise<void> {
+    await consume(this.refreshPerSession, sessionId, 'Too many refreshes of this session');
   }
 
   async passkeyOptions(ip: string): Promise<void> {

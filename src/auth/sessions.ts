@@ -150,7 +150,7 @@ export class Sessions {
    * anything changes and returns the scope to grant (or throws): a request
    * that fails for any reason never uses up its refresh token.
    */
-  async refresh(token: string, meta: SessionMeta, authorize: (ctx: RefreshContext) => string): Promise<RefreshResult> {
+  async refresh(token: string, meta: SessionMeta, authorize: (ctx: RefreshContext) => string | Promise<string>): Promise<RefreshResult> {
     if (!this.looksLikeRefreshToken(token)) throw INVALID();
     const now = this.clock.now();
     const hash = hashToken(token);
@@ -191,7 +191,7 @@ export class Sessions {
       authTime: row.session_created_at.getTime(),
       amr: row.amr,
     };
-    const grantedScope = authorize(ctx);
+    const grantedScope = await authorize(ctx);
     const successor = this.successorOf(token);
 
     let usedAt = row.used_at;
