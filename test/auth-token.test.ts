@@ -37,6 +37,9 @@ function assertOAuthError(r: Res, error: string, status = 400) {
   assert.equal(r.headers.get('pragma'), 'no-cache');
 }
 
+/** The session id an access token names. */
+const sessionOf = (access: string): string => JSON.parse(Buffer.from(access.split('.')[1]!, 'base64url').toString()).sid;
+
 function assertProblem(r: Res, status: number) {
   assert.equal(r.status, status, r.text);
   assert.match(r.headers.get('content-type') ?? '', /^application\/problem\+json/);
@@ -401,6 +404,17 @@ for (const backend of backends()) {
         const row = await app.core.db.query<{ used_at: Date | null }>('SELECT used_at FROM refresh_tokens WHERE token_hash = $1', [hashToken(refresh)]);
         assert.equal(row.rows.length, 1, 'the refused refresh token is still there');
         assert.equal(row.rows[0]!.used_at, null, 'and unspent');
+        // Signing out works too (RFC 7009 revocation of one's own live tokens); a token that names nothing live is refused.
+        assertProblem(await app.http.request('POST', '/auth/revoke', { form: { token: 'ghr_' + 'c'.repeat(43) } }), 429);
+        const access = first.body.access_token as string;
+        assert.equal((await app.http.request('POST', '/auth/revoke', { form: { token: access } })).status, 200);
+        assert.equal((await app.http.get('/users/me', access)).status, 401, 'the access token is revoked');
+        // Revoked already, it is not live: revoking it again spends budget (no free writes to the change feed).
+        assertProblem(await app.http.request('POST', '/auth/revoke', { form: { token: access } }), 429);
+        const revoked = await app.http.request('POST', '/auth/revoke', { form: { token: refresh } });
+        assert.equal(revoked.status, 200, revoked.text);
+        assert.equal((await app.core.db.query('SELECT 1 FROM sessions WHERE id = $1 AND revoked_at IS NULL', [sessionOf(access)])).rows.length, 0, 'the session ended');
+        assertProblem(await app.http.request('POST', '/auth/revoke', { form: { token: refresh } }), 429);
       } finally {
         await app.close();
       }

@@ -544,6 +544,10 @@ for (const backend of backends()) {
           // And the address's, which those refreshes did not spend: one more sign-in, then 429.
           assert.equal((await new Page(limited).signIn(u.username)).status, 200);
           assertProblem(await new Page(limited).signIn(u.username), 429, 'rate_limited');
+          // Signing out of a live session still works; a dead cookie is refused by the spent budget.
+          const cookie = page.cookie!;
+          assert.equal((await page.logout()).status, 204);
+          assertProblem(await page.logoutWith(cookie), 429, 'rate_limited');
         } finally {
           await limited.close();
         }

@@ -181,10 +181,12 @@ export const browserRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = asyn
       const scope = request.query.scope ?? 'local';
       const token = cookieOf(request, reply);
       if (!token) throw signedOut(reply);
-      // A lookup that can end sessions: it shares the token endpoint's per-IP budget, as /revoke does.
-      await limits.tokenRequest(request.ip);
+      // As /revoke: signing out of a live session spends no per-address budget; a dead cookie spends one.
       const session = await sessions.sessionOf(token);
-      if (!session) throw signedOut(reply, 'refresh_token_invalid', 'The session cookie is invalid, expired or revoked');
+      if (!session) {
+        await limits.tokenRequest(request.ip);
+        throw signedOut(reply, 'refresh_token_invalid', 'The session cookie is invalid, expired or revoked');
+      }
       await sessions.logout(session.userId, session.sessionId, scope);
       audit.record({ type: 'logout', ...session, meta: sessionMeta(request), detail: { scope, via: 'cookie' } });
       if (scope !== 'others') clearCookie(reply);

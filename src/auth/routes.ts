@@ -121,6 +121,33 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
     },
   );
 
+  /** Ends what `token` names, if it is live: true when it did. The token's own shape says what it is (the hint is only a hint). */
+  async function revokeLive(token: string, meta: SessionMeta): Promise<boolean> {
+    if (sessions.looksLikeRefreshToken(token)) {
+      const ended = await sessions.revokeByRefreshToken(token);
+      if (ended) audit.record({ type: 'revoke', ...ended, meta, detail: { token_type: 'refresh_token' } });
+      return !!ended;
+    }
+    try {
+      const claims = tokens.verify(token, { ignoreExpiration: true });
+      if (tokens.usableUntilMs(claims.exp) <= core.clock.now()) return false;
+      // Revoked already: announced again (a node may have died before saying so), but it is not live, so it
+      // spends budget: one token must not buy unlimited writes to the change feed.
+      const already = await revocations.isRevoked(claims.jti, claims.sid);
+      await revocations.revokeAccessToken(claims.jti, claims.exp);
+      if (!already) audit.record({ type: 'revoke', userId: claims.sub, sessionId: claims.sid, meta, detail: { token_type: 'access_token' } });
+      return !already;
+    } catch (err) {
+      if (!(err instanceof InvalidTokenError)) throw err;
+    }
+    // Not one of ours: during a move, perhaps one of the previous app's (it has no session: that token alone ends).
+    const legacy = core.legacyTokens?.applies(token) ? await core.legacyTokens.authenticate(token, core).catch(unlessRefused) : undefined;
+    if (!legacy) return false;
+    await revocations.revokeAccessToken(legacy.jti, legacy.exp);
+    audit.record({ type: 'revoke', userId: legacy.userId, username: legacy.username, meta, detail: { token_type: 'legacy_access_token' } });
+    return true;
+  }
+
   app.post(
     '/revoke',
     {
@@ -145,29 +172,9 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
     async (request) => {
       const { token } = oauthParams(request.body);
       if (!token) throw new AuthError('invalid_request', 'The token parameter is required');
-      // Revoking costs a lookup and can end a session: it shares the token endpoint's per-IP budget.
-      await limits.tokenRequest(request.ip);
-      // The hint is only a hint: the token's own shape says what it is.
-      if (sessions.looksLikeRefreshToken(token)) {
-        const ended = await sessions.revokeByRefreshToken(token);
-        if (ended) audit.record({ type: 'revoke', ...ended, meta: sessionMeta(request), detail: { token_type: 'refresh_token' } });
-      } else {
-        try {
-          const claims = tokens.verify(token, { ignoreExpiration: true });
-          if (tokens.usableUntilMs(claims.exp) > core.clock.now()) {
-            await revocations.revokeAccessToken(claims.jti, claims.exp);
-            audit.record({ type: 'revoke', userId: claims.sub, sessionId: claims.sid, meta: sessionMeta(request), detail: { token_type: 'access_token' } });
-          }
-        } catch (err) {
-          if (!(err instanceof InvalidTokenError)) throw err;
-          // Not one of ours: during a move, perhaps one of the previous app's (it has no session: that token alone ends).
-          const legacy = core.legacyTokens?.applies(token) ? await core.legacyTokens.authenticate(token, core).catch(unlessRefused) : undefined;
-          if (legacy) {
-            await revocations.revokeAccessToken(legacy.jti, legacy.exp);
-            audit.record({ type: 'revoke', userId: legacy.userId, username: legacy.username, meta: sessionMeta(request), detail: { token_type: 'legacy_access_token' } });
-          }
-        }
-      }
+      // Revoking a live token of one's own spends no per-address budget (signing out must work behind a
+      // flooded NAT); a token that names nothing live spends one, as a token request does.
+      if (!(await revokeLive(token, sessionMeta(request)))) await limits.tokenRequest(request.ip);
       // RFC 7009 §2.2: 200; `{}` as JSON, since some client libraries insist on a JSON body.
       return {};
     },
