@@ -1,7 +1,8 @@
 // A real SMTP server for the tests (smtp-server on a free port), keeping
 // every accepted mail parsed by mailparser. It can be stopped and started
-// again on the same port (an SMTP outage), speak STARTTLS or TLS, and hold
-// a delivery at RCPT TO (to kill the node that is delivering).
+// again on the same port (an SMTP outage), speak STARTTLS or TLS, hold
+// a delivery at RCPT TO (to kill the node that is delivering), and refuse
+// chosen recipients for good (5xx) or for now (4xx).
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { eventually } from './helpers.js';
@@ -23,6 +24,8 @@ export class MailCatcher {
   /** When set, the next RCPT TO waits until release() (the test kills the client meanwhile). */
   private hold: { session?: SMTPServerSession; release?: () => void; held?: (s: SMTPServerSession) => void } | undefined;
   port = 0;
+  /** Recipients refused at RCPT TO with this reply code (5xx for good, 4xx for now). */
+  readonly refuse = new Map<string, number>();
 
   constructor(private readonly tls: 'none' | 'starttls' | 'implicit' = 'none') {}
 
@@ -32,7 +35,9 @@ export class MailCatcher {
       secure: this.tls === 'implicit',
       disabledCommands: this.tls === 'none' ? ['STARTTLS'] : [],
       logger: false,
-      onRcptTo: (_address, session, cb) => {
+      onRcptTo: (address, session, cb) => {
+        const code = this.refuse.get(address.address.toLowerCase());
+        if (code) return cb(Object.assign(new Error(code >= 500 ? 'No such mailbox here' : 'Mailbox busy, try later'), { responseCode: code }));
         const hold = this.hold;
         if (!hold || hold.session) return cb();
         hold.session = session;

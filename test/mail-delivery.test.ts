@@ -123,6 +123,47 @@ describe('development without SMTP_URL: the .eml outbox', () => {
   });
 });
 
+describe('a recipient the SMTP server refuses', () => {
+  test('for good (550 at RCPT TO): given up at once, logged, nothing else held up; for now (450): retried', async () => {
+    const smtp = await new MailCatcher().start();
+    const sink = new Capture();
+    const app = await startApp({
+      env: NO_IP_LIMIT,
+      logger: { level: 'warn', stream: sink },
+      options: { mail: { transport: smtpTransport(smtp.url), retryBaseMs: 200, retryMaxMs: 1000 } },
+    });
+    try {
+      const [gone, busy] = [`${uniqueName('gone')}@example.com`, `${uniqueName('busy')}@example.com`];
+      smtp.refuse.set(gone, 550);
+      smtp.refuse.set(busy, 450);
+      for (const email of [gone, busy]) assert.equal((await app.http.post('/auth/register', { username: uniqueName('u'), email, password: 'Quartz-lantern-93-ember' })).status, 201);
+      const other = await registerUser(app.http);
+      await smtp.waitFor(other.email, VERIFY);
+      const row = async (to: string) => {
+        const rows = (await app.core.db.query<{ attempts: number; payload: unknown; sent_at: Date | null; last_error: string | null; next_attempt_at: Date }>(
+          `SELECT attempts, payload, sent_at, last_error, next_attempt_at FROM mail_outbox WHERE kind = 'mail' ORDER BY id`,
+        )).rows;
+        return rows[[gone, busy, other.email].indexOf(to)]!;
+      };
+      assert.ok(await eventually(async () => (await row(busy)).attempts >= 3, 10_000), 'the 450 is retried');
+      const refused = await row(gone);
+      assert.equal(refused.attempts, 1, 'tried once: a 550 is not retried');
+      assert.equal(refused.payload, null, 'its content is erased');
+      assert.equal(refused.sent_at, null);
+      assert.match(refused.last_error ?? '', /gave up after 1 attempts: SMTP 550/);
+      assert.match(sink.text, /mail given up: the server refused it for good/);
+      assert.equal((await row(busy)).payload === null, false, 'the 450 is still queued');
+      // Once the mailbox takes mail again, the retried one arrives.
+      smtp.refuse.delete(busy);
+      await smtp.waitFor(busy, VERIFY);
+      assert.equal(smtp.to(gone).length, 0);
+    } finally {
+      await app.close();
+      await smtp.stop();
+    }
+  });
+});
+
 describe('production without SMTP_URL', () => {
   test('the mail routes answer 503 mail_unavailable, and the start-up log says why', async () => {
     const sink = new Capture();

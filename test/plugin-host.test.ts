@@ -10,9 +10,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { gatehouse, principalOf, type GatehouseOptions } from '../src/auth/plugin.js';
+import { gatehouse, principalOf, smtpTransport, type GatehouseOptions, type MailTransport } from '../src/auth/plugin.js';
 import { MovableClock } from '../src/clock.js';
-import { HttpClient, openTestDatabase, STRONG_PASSWORD, TEST_SECRET, uniqueName, type TestDatabase } from './helpers.js';
+import { eventually, HttpClient, openTestDatabase, STRONG_PASSWORD, TEST_SECRET, uniqueName, type TestDatabase } from './helpers.js';
+import { MailCatcher, RESET, tokenOf } from './mail-catcher.js';
 
 const REALM = 'notes-app';
 
@@ -143,6 +144,34 @@ describe('the plugin in a host app', () => {
     assert.equal(weak.status, 422);
     assert.equal(weak.body.code, 'validation_failed');
     assert.ok(weak.body.errors.some((e: { path: string }) => e.path === '/password'));
+  });
+
+  test('mail from the package: smtpTransport delivers a reset link built on publicUrl; a transport of its own gets every mail', async () => {
+    const smtp = await new MailCatcher().start();
+    const sent: string[] = [];
+    const own: MailTransport = { description: 'the host’s queue', send: async (mail) => void sent.push(mail.to) };
+    const [viaSmtp, viaOwn] = [Fastify(), Fastify()];
+    try {
+      const mail = { from: 'Notes <no-reply@notes.example>', productName: 'Notes' };
+      await viaSmtp.register(gatehouse, options(tdb, { publicUrl: 'https://notes.example', mail: { ...mail, transport: smtpTransport(smtp.url) } }));
+      await viaOwn.register(gatehouse, options(tdb, { publicUrl: 'https://notes.example', mail: { ...mail, transport: own } }));
+      const smtpHttp = new HttpClient(await viaSmtp.listen({ host: '127.0.0.1', port: 0 }));
+      const ownHttp = new HttpClient(await viaOwn.listen({ host: '127.0.0.1', port: 0 }));
+      const username = uniqueName('mailhost');
+      const email = `${username}@example.com`;
+      assert.equal((await smtpHttp.post('/auth/register', { username, email, password: STRONG_PASSWORD })).status, 201);
+      assert.equal((await smtpHttp.post('/auth/password-reset', { email })).status, 202);
+      const reset = await smtp.waitFor(email, RESET);
+      assert.match(reset.subject, /Notes/);
+      assert.ok(reset.text.includes(`https://notes.example/reset-password#token=${tokenOf(reset)}`), reset.text);
+      const other = uniqueName('ownmail');
+      assert.equal((await ownHttp.post('/auth/register', { username: other, email: `${other}@example.com`, password: STRONG_PASSWORD })).status, 201);
+      assert.ok(await eventually(async () => sent.includes(`${other}@example.com`), 5000), 'the verification mail went through the host’s transport');
+    } finally {
+      await viaSmtp.close();
+      await viaOwn.close();
+      await smtp.stop();
+    }
   });
 
   test('the decorated API: grants usable from the host’s own endpoints', async () => {

@@ -101,3 +101,6 @@ export type { AuthCore } from './core.js';
 export type { Principal, RouteAuth } from './guard.js';
 export { principalOf } from './guard.js';
 export { AuthError };
+// Mail for a host: SMTP as the service sends it, or its own transport (any object with send(mail)).
+export { MailRejected, smtpTransport } from './mail/transport.js';
+export type { MailTransport, OutgoingMail } from './mail/transport.js';

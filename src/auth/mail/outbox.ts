@@ -16,7 +16,9 @@
 // - a failure (the SMTP server down or refusing) frees the row for a retry
 //   after a backoff that doubles (base, 2×base… up to the maximum, with
 //   ±20% jitter so nodes do not retry in step); a mail older than
-//   `giveUpMs` is given up (kept, without its content, with its last error);
+//   `giveUpMs` is given up (kept, without its content, with its last error),
+//   and so at once is a mail the server refuses for good (MailRejected: a
+//   recipient that does not exist, content it will never take);
 // - rows of kind 'password_reset_request' are turned into a token and a
 //   mail (or into nothing, for an unknown address) by `expand`, in one
 //   transaction that also deletes the request.
@@ -28,7 +30,7 @@
 import type { Database, Queryable } from '../../db/client.js';
 import { deriveKey } from '../derived-keys.js';
 import { openBytes, sealBytes } from '../sealed.js';
-import type { MailTransport, OutgoingMail } from './transport.js';
+import { MailRejected, type MailTransport, type OutgoingMail } from './transport.js';
 
 export interface OutboxOptions {
   /** How long a claimed row is a node's own (longer than the SMTP timeouts). */
@@ -176,7 +178,7 @@ export class MailOutbox {
       content = this.open(row.kind, row.payload!);
     } catch {
       // Sealed under another SECRET_KEY: nobody can ever read it.
-      await this.giveUp(row, 'cannot be decrypted (SECRET_KEY changed?)');
+      await this.giveUp(row, 'cannot be decrypted (SECRET_KEY changed?)', 'mail given up: its content cannot be opened');
       return true;
     }
     try {
@@ -204,6 +206,10 @@ export class MailOutbox {
   private async retryLater(row: ClaimedRow, err: unknown): Promise<void> {
     // Only the SMTP reply code and a short reason: never the mail, and the address only as the server quoted it.
     const reason = describeError(err);
+    if (err instanceof MailRejected) {
+      await this.giveUp(row, reason, 'mail given up: the server refused it for good');
+      return;
+    }
     if (Date.now() - row.created_at.getTime() > this.opts.giveUpMs) {
       await this.giveUp(row, reason);
       return;
@@ -220,8 +226,8 @@ export class MailOutbox {
     ]);
   }
 
-  private async giveUp(row: ClaimedRow, reason: string): Promise<void> {
-    this.warn('mail given up: it could not be delivered in time', reason);
+  private async giveUp(row: ClaimedRow, reason: string, why = 'mail given up: it could not be delivered in time'): Promise<void> {
+    this.warn(why, reason);
     await this.db.query(
       `UPDATE mail_outbox SET payload = NULL, locked_until = NULL, next_attempt_at = 'infinity', last_error = $3 WHERE id = $1 AND attempts = $2`,
       [row.id, row.attempts, `gave up after ${row.attempts} attempts: ${reason}`],
@@ -241,6 +247,7 @@ export class MailOutbox {
 }
 
 function transportName(err: unknown): string {
+  if (err instanceof MailRejected) return `SMTP ${err.responseCode ?? 'rejected'}`;
   const e = err as { code?: string; responseCode?: number };
   return e.responseCode ? `SMTP ${e.responseCode}` : (e.code ?? 'error');
 }

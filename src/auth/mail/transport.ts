@@ -19,8 +19,35 @@ export interface OutgoingMail {
 export interface MailTransport {
   /** Where mail goes, for the start-up log (never a password). */
   readonly description: string;
+  /** Throws MailRejected when this mail can never be delivered; anything else is retried. */
   send(mail: OutgoingMail): Promise<void>;
   close?(): void;
+}
+
+/**
+ * This mail will never be accepted, however often it is sent again: the
+ * outbox gives it up at once instead of retrying it for days.
+ */
+export class MailRejected extends Error {
+  constructor(
+    message: string,
+    readonly responseCode?: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A permanent (5xx) reply about this mail itself: its recipient refused at
+ * RCPT TO or its content at DATA. A 5xx anywhere else (AUTH, MAIL FROM, the
+ * greeting) says the settings or the server are wrong for every mail: those
+ * are retried, and warned about, until the operator fixes them.
+ */
+function rejectionOf(err: unknown): MailRejected | undefined {
+  const e = err as { responseCode?: unknown; command?: unknown; message?: unknown };
+  const code = typeof e.responseCode === 'number' ? e.responseCode : 0;
+  if (code < 500 || code > 599 || (e.command !== 'RCPT TO' && e.command !== 'DATA')) return undefined;
+  return new MailRejected(`SMTP ${code} at ${e.command}: ${String(e.message).slice(0, 200)}`, code);
 }
 
 /** Short enough that a dead server frees the outbox's lease long before it ends. */
@@ -37,7 +64,11 @@ export function smtpTransport(url: string): MailTransport {
   return {
     description: `SMTP ${parsed.protocol}//${parsed.hostname}:${parsed.port || (parsed.protocol === 'smtps:' ? 465 : 587)}`,
     async send(mail) {
-      await transporter.sendMail({ from: mail.from, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });
+      try {
+        await transporter.sendMail({ from: mail.from, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });
+      } catch (err) {
+        throw rejectionOf(err) ?? err;
+      }
     },
     close: () => transporter.close(),
   };
