@@ -13,16 +13,12 @@
 //   compare-and-set: a counter that does not move forward (unless both are
 //   0, as synced passkeys report) means a cloned authenticator.
 import { randomBytes, randomUUID } from 'node:crypto';
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type AuthenticatorTransportFuture,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+import type {
+  AuthenticationResponseJSON,
+  AuthenticatorTransportFuture,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import { Value } from 'typebox/value';
 import type { Clock } from '../clock.js';
@@ -32,6 +28,10 @@ import { isUuid } from './ids.js';
 import type { Role } from './scopes.js';
 import { AuthenticationResponseJSON as AssertionSchema } from './passkey-schemas.js';
 import { CHALLENGE_TTL_MS, type ChallengePurpose, type WebAuthnChallenges } from './webauthn-challenges.js';
+
+let library: Promise<typeof import('@simplewebauthn/server')> | undefined;
+/** Loaded at the first ceremony, not at start: it is the service's heaviest module (~0.3 s of every start). */
+const webauthn = () => (library ??= import('@simplewebauthn/server'));
 
 /** ES256 (-7) and EdDSA (-8): what every platform authenticator offers; no RSA. */
 export const PASSKEY_ALGORITHMS = [-8, -7];
@@ -163,7 +163,7 @@ export class Passkeys {
       throw new AuthError('passkey_limit', `An account may have at most ${MAX_PASSKEYS_PER_USER} passkeys; remove one first`);
     }
     const challenge = await this.challenges.issue('registration', user.id);
-    const options = await generateRegistrationOptions({
+    const options = await (await webauthn()).generateRegistrationOptions({
       rpName: this.rp.name,
       rpID: this.rp.id,
       userName: user.username,
@@ -188,7 +188,7 @@ export class Passkeys {
     if (!challenge || !(await this.challenges.spend(challenge, 'registration', userId))) throw refused();
     let info;
     try {
-      const v = await verifyRegistrationResponse({
+      const v = await (await webauthn()).verifyRegistrationResponse({
         response,
         expectedChallenge: challenge,
         expectedOrigin: this.rp.origin,
@@ -273,7 +273,7 @@ export class Passkeys {
         ? this.db.query<{ credential_id: string; transports: string[] }>('SELECT credential_id, transports FROM passkeys WHERE user_id = $1', [secondFactor.userId])
         : undefined,
     ]);
-    const options = await generateAuthenticationOptions({
+    const options = await (await webauthn()).generateAuthenticationOptions({
       rpID: this.rp.id,
       challenge: Buffer.from(challenge, 'base64url'),
       timeout: CHALLENGE_TTL_MS,
@@ -331,7 +331,7 @@ export class Passkeys {
     }
     let newCounter: number;
     try {
-      const v = await verifyAuthenticationResponse({
+      const v = await (await webauthn()).verifyAuthenticationResponse({
         response: assertion,
         expectedChallenge: challenge,
         expectedOrigin: this.rp.origin,
