@@ -37,7 +37,7 @@ export async function sendTestMail(config: Config, to: string): Promise<string> 
     await transport.send({ from: config.mailFrom, to, ...testMail({ product: 'Gatehouse', publicUrl: config.publicUrl }) });
   } catch (err) {
     const e = err as { code?: string; responseCode?: number; message?: string };
-    throw new Error(`the mail was not accepted (${e.responseCode ?? e.code ?? 'error'}): ${e.message ?? String(err)}`);
+    throw new Error(`the mail was not accepted (${e.responseCode ?? e.code ?? 'error'}): ${e.message ?? String(err)}`, { cause: err });
   } finally {
     transport.close?.();
   }

@@ -55,7 +55,7 @@ const METADATA_PATH = '/.well-known/oauth-authorization-server';
  * routes it here); the plain path stays for clients that append instead.
  */
 export function metadataPaths(issuer: string): string[] {
-  let path = '';
+  let path: string;
   try {
     path = new URL(issuer).pathname.replace(/\/+$/, '');
   } catch {

@@ -15,8 +15,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type {
   AuthenticationResponseJSON,
-  AuthenticatorTransportFuture,
   PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialDescriptorJSON,
   PublicKeyCredentialRequestOptionsJSON,
   RegistrationResponseJSON,
 } from '@simplewebauthn/server';
@@ -52,10 +52,17 @@ export function relyingParty(publicUrl: string, rp: { rpId?: string; rpName: str
 }
 
 /** The creation options as sent (the RP's id always set). */
-export type CreationOptions = PublicKeyCredentialCreationOptionsJSON & { rp: { name: string; id: string } };
+/** A credential named in options: the library types `type` as any string; it is always this one. */
+type Descriptor = PublicKeyCredentialDescriptorJSON & { type: 'public-key' };
+export type CreationOptions = Omit<PublicKeyCredentialCreationOptionsJSON, 'excludeCredentials'> & { rp: { name: string; id: string }; excludeCredentials?: Descriptor[] };
 
 /** The request options as sent: every member this server always sets, typed as set. */
-export type RequestOptions = PublicKeyCredentialRequestOptionsJSON & { rpId: string; timeout: number; userVerification: 'required' };
+export type RequestOptions = Omit<PublicKeyCredentialRequestOptionsJSON, 'allowCredentials'> & {
+  rpId: string;
+  timeout: number;
+  userVerification: 'required';
+  allowCredentials?: Descriptor[];
+};
 
 export interface PasskeyView {
   id: string;
@@ -172,11 +179,11 @@ export class Passkeys {
       challenge: Buffer.from(challenge, 'base64url'),
       timeout: CHALLENGE_TTL_MS,
       attestationType: 'none',
-      excludeCredentials: existing.rows.map((c) => ({ id: c.credential_id, transports: c.transports as AuthenticatorTransportFuture[] })),
+      excludeCredentials: existing.rows.map((c) => ({ id: c.credential_id, transports: c.transports })),
       authenticatorSelection: { residentKey: 'required', requireResidentKey: true, userVerification: 'required' },
       supportedAlgorithmIDs: PASSKEY_ALGORITHMS,
     });
-    return { ...options, rp: { name: this.rp.name, id: this.rp.id } };
+    return { ...options, rp: { name: this.rp.name, id: this.rp.id }, excludeCredentials: descriptors(options.excludeCredentials) };
   }
 
   /** Verifies a registration response for `userId` and stores the passkey. */
@@ -278,9 +285,9 @@ export class Passkeys {
       challenge: Buffer.from(challenge, 'base64url'),
       timeout: CHALLENGE_TTL_MS,
       userVerification: 'required',
-      allowCredentials: allowed?.rows.map((c) => ({ id: c.credential_id, transports: c.transports as AuthenticatorTransportFuture[] })),
+      allowCredentials: allowed?.rows.map((c) => ({ id: c.credential_id, transports: c.transports })),
     });
-    return { ...options, rpId: this.rp.id, timeout: CHALLENGE_TTL_MS, userVerification: 'required' };
+    return { ...options, rpId: this.rp.id, timeout: CHALLENGE_TTL_MS, userVerification: 'required', allowCredentials: descriptors(options.allowCredentials) };
   }
 
   /** The `assertion` parameter (AuthenticationResponseJSON as a string), checked for shape only. */
@@ -364,4 +371,8 @@ export class Passkeys {
   housekeep(): Promise<number> {
     return this.challenges.housekeep();
   }
+}
+
+function descriptors(list: PublicKeyCredentialDescriptorJSON[] | undefined): Descriptor[] | undefined {
+  return list?.map((d) => ({ ...d, type: 'public-key' }));
 }

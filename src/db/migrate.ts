@@ -113,7 +113,7 @@ async function inTransaction(conn: Queryable, what: string, fn: () => Promise<vo
     await conn.query('COMMIT');
   } catch (err) {
     await conn.query('ROLLBACK');
-    throw new Error(`${what} failed: ${(err as Error).message}`);
+    throw new Error(`${what} failed: ${(err as Error).message}`, { cause: err });
   }
 }
 

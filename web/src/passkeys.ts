@@ -59,9 +59,9 @@ export async function plainly<T>(ceremony: () => Promise<T>): Promise<T> {
   } catch (err) {
     const name = (err as { name?: string } | null)?.name;
     const code = (err as { code?: string } | null)?.code;
-    if (name === 'NotAllowedError' || name === 'AbortError') throw new Error('The passkey request was cancelled or timed out.');
-    if (name === 'InvalidStateError' || code === 'ERROR_AUTHENTICATOR_PREVIOUSLY_REGISTERED') throw new Error('This device already holds a passkey for your account.');
-    if (name === 'SecurityError') throw new Error('Passkeys are not available on this address.');
+    if (name === 'NotAllowedError' || name === 'AbortError') throw new Error('The passkey request was cancelled or timed out.', { cause: err });
+    if (name === 'InvalidStateError' || code === 'ERROR_AUTHENTICATOR_PREVIOUSLY_REGISTERED') throw new Error('This device already holds a passkey for your account.', { cause: err });
+    if (name === 'SecurityError') throw new Error('Passkeys are not available on this address.', { cause: err });
     throw err;
   }
 }
