@@ -41,8 +41,8 @@ export interface AuthCore {
   db: Database;
   /** The keys that sign and verify now (tokens.keys). */
   keys: KeyRing;
-  /** Keeps `keys` in step with PostgreSQL when the service keeps its own keys (none when configuration fixes them). */
-  keyFollower: KeyFollower | undefined;
+  /** Keeps `keys` in step with PostgreSQL: stored keys, and those of a previous algorithm. */
+  keyFollower: KeyFollower;
   scopes: ScopeRules;
   hasher: PasswordHasher;
   tokens: TokenService;
@@ -118,23 +118,18 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     previousSecretKeys: options.previousSecretKeys,
     privateKey: options.privateKey,
   });
-  let keyStore: KeyStore | undefined;
-  if (fixed) keys.replace(fixed);
-  else {
-    keyStore = new KeyStore(db, options.algorithm as Exclude<typeof options.algorithm, 'HS256'>, {
-      current: options.secretKey,
-      previous: options.previousSecretKeys,
-    });
-    await keyStore.ensure(clock.now(), legacyDevelopmentKey(options.algorithm, options.keyDir));
-    keys.replace(await keyStore.load());
-  }
+  // Whatever the algorithm: the store records which one signs, and holds the keys of those it replaced.
+  const keyStore = new KeyStore(db, options.algorithm, { current: options.secretKey, previous: options.previousSecretKeys }, { fixed, warn });
+  await keyStore.start(clock.now(), fixed ? undefined : legacyDevelopmentKey(options.algorithm, options.keyDir));
+  const stored = await keyStore.load();
+  keys.replace(stored.keys, stored.retired);
   const legacyTokens =
     options.legacySecretKey && options.legacyTokensUntil
       ? new LegacyTokens({ secretKey: options.legacySecretKey, untilMs: Date.parse(options.legacyTokensUntil), leewaySeconds: options.leewaySeconds, clock, log })
       : undefined;
   const bus = createBus(options, db, warn);
   const redis = bus instanceof RedisBus ? bus.pub : undefined;
-  const keyFollower = keyStore && new KeyFollower(keyStore, keys, bus, clock, warn);
+  const keyFollower = new KeyFollower(keyStore, keys, bus, clock, warn);
   const storeError = (err: unknown) => warn('PostgreSQL did not answer a security check: answering 503', err);
   const audit = new AuditLog(
     db,
@@ -248,15 +243,14 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       limits.start();
       audit.start();
       legacyTokens?.start();
-      keyFollower?.start();
+      keyFollower.start();
       accountEmail?.outbox.start();
-      const pruneKeys = keyFollower ? [() => keyFollower.prune()] : [];
       sessions.startHousekeeping(10 * MINUTE, (err) => warn('housekeeping failed', err), [
         () => sessions.housekeep(),
         () => audit.prune(),
         () => challenges.housekeep(),
         async () => accountEmail?.prune(),
-        ...pruneKeys,
+        () => keyFollower.prune(),
         () => passkeys.housekeep(),
       ]);
     },
@@ -267,7 +261,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
       // Before the database closes: no event is lost on a clean shutdown.
       await audit.close();
       revocations.stop();
-      keyFollower?.stop();
+      keyFollower.stop();
       legacyTokens?.stop();
       limits.stop();
       await bus.close();

@@ -6,12 +6,20 @@
 // published (and accepted) until every token it can have signed has
 // expired: superseded at + access token lifetime + leeway. Keys that only
 // verify (previous HS256 secrets) are accepted for as long as they are
-// configured.
+// configured. Keys of an algorithm no longer configured (key-store.ts) only
+// verify, and by the same rule: until its retirement + lifetime + leeway.
 //
 // The ring holds a snapshot; `replace` swaps it (a reload from PostgreSQL
 // after a rotation). Signing and verifying read it without waiting.
 import type { JsonWebKey } from 'node:crypto';
 import type { SigningKey } from './keys.js';
+
+/** A key of an algorithm that ALGORITHM no longer names: it verifies, never signs. */
+export interface RetiredKey {
+  key: SigningKey;
+  /** When its algorithm stopped signing (ms); null while some node still signs with it. */
+  retiredAt: number | null;
+}
 
 export class KeyRing {
   /** Signing keys, oldest activation first. */
@@ -20,16 +28,17 @@ export class KeyRing {
 
   constructor(
     /** Until when (ms) a key superseded at `atMs` is published and accepted. */
-    private readonly retiredUntil: (atMs: number) => number,
+    readonly retiredUntil: (atMs: number) => number,
     keys?: SigningKey[],
   ) {
     if (keys) this.replace(keys);
   }
 
-  replace(fresh: SigningKey[]): void {
+  replace(fresh: SigningKey[], retired: RetiredKey[] = []): void {
     if (!fresh.some((k) => k.signKey)) throw new Error('no signing key');
     // A kid names one key for good: the object already held is kept (and the verifier cached for it).
-    const keys = fresh.map((k) => this.byKid.get(k.kid)?.key ?? k);
+    const held = (k: SigningKey) => this.byKid.get(k.kid)?.key ?? k;
+    const keys = fresh.map(held);
     const chain = keys.filter((k) => k.signKey).sort((a, b) => a.activatesAt - b.activatesAt);
     const byKid = new Map<string, { key: SigningKey; until: number }>();
     chain.forEach((key, i) => {
@@ -37,6 +46,9 @@ export class KeyRing {
       byKid.set(key.kid, { key, until: next ? this.retiredUntil(next.activatesAt) : Infinity });
     });
     for (const key of keys) if (!key.signKey) byKid.set(key.kid, { key, until: Infinity });
+    for (const r of retired) {
+      if (!byKid.has(r.key.kid)) byKid.set(r.key.kid, { key: held(r.key), until: r.retiredAt === null ? Infinity : this.retiredUntil(r.retiredAt) });
+    }
     this.chain = chain;
     this.byKid = byKid;
   }

@@ -9,6 +9,14 @@
 // adds a key that activates after the publish delay and writes a `keys`
 // event in the same transaction (change feed, then NOTIFY or Redis): every
 // node reloads within a second or so, and every 60 s anyway.
+//
+// Changing ALGORITHM is a rotation with no publish delay: every node, with
+// stored keys or not, records at start which algorithm signs
+// (011_signing_algorithms.sql), so the previous one is retired at one
+// instant for all nodes and restarts. Its keys (stored ones, or SECRET_KEY
+// and PREVIOUS_SECRET_KEYS for HS256) verify, and stored ones are published,
+// until every token they can have signed has expired; then housekeeping
+// deletes them.
 import type { Clock } from '../clock.js';
 import type { Database, Queryable } from '../db/client.js';
 import type { JwtAlgorithm } from './algorithms.js';
@@ -16,8 +24,8 @@ import { parsePrivateKey } from './algorithms.js';
 import { feedInsert } from './change-feed.js';
 import { deriveKey } from './derived-keys.js';
 import type { EventBus } from './event-bus.js';
-import type { KeyRing } from './key-ring.js';
-import { asymmetricKey, generatePrivateKey, type SigningKey } from './keys.js';
+import type { KeyRing, RetiredKey } from './key-ring.js';
+import { asymmetricKey, generatePrivateKey, hmacKey, type SigningKey } from './keys.js';
 import { seal, unseal } from './sealed.js';
 
 type AsymmetricAlgorithm = Exclude<JwtAlgorithm, 'HS256'>;
@@ -41,39 +49,99 @@ export class KeyDecryptionError extends Error {
 
 interface Row {
   kid: string;
+  algorithm: JwtAlgorithm;
   private_key: string;
   activates_at: Date;
+}
+
+/** What a node's ring holds (KeyRing.replace). */
+export interface RingKeys {
+  /** The configured algorithm's keys: configuration's, or the stored ones. */
+  keys: SigningKey[];
+  /** Keys of the algorithms it replaced, verify only. */
+  retired: RetiredKey[];
 }
 
 export class KeyStore {
   private readonly sealKey: Buffer;
   private readonly openKeys: Buffer[];
+  private readonly secrets: readonly string[];
 
   constructor(
     private readonly db: Database,
-    private readonly algorithm: AsymmetricAlgorithm,
+    private readonly algorithm: JwtAlgorithm,
     secrets: { current: string; previous: readonly string[] },
+    private readonly opts: {
+      /** The keys configuration fixes (keys.ts configuredKeys): then none of this algorithm is stored. */
+      fixed?: SigningKey[];
+      /** Told about a stored key of a retired algorithm that no secret opens (its tokens are refused). */
+      warn?: (msg: string) => void;
+    } = {},
   ) {
     this.sealKey = deriveKey(secrets.current, 'signing-key encryption v1');
     this.openKeys = [this.sealKey, ...secrets.previous.map((s) => deriveKey(s, 'signing-key encryption v1'))];
+    this.secrets = [secrets.current, ...secrets.previous];
+  }
+
+  private get asymmetric(): AsymmetricAlgorithm {
+    if (this.algorithm === 'HS256') throw new Error('HS256 keys are SECRET_KEY: none is stored');
+    return this.algorithm;
+  }
+
+  private async hasKey(q: Queryable): Promise<boolean> {
+    return (await q.query('SELECT 1 FROM signing_keys WHERE algorithm = $1 LIMIT 1', [this.algorithm])).rows.length > 0;
+  }
+
+  private async firstKey(now: number, initialPem: string | undefined): Promise<SigningKey> {
+    return asymmetricKey(this.asymmetric, initialPem ? parsePrivateKey(initialPem) : generatePrivateKey(this.asymmetric), now);
   }
 
   /** Makes sure a key exists: adopts `initialPem` (a legacy development key) or generates one, active at once. */
   async ensure(now: number, initialPem?: string): Promise<void> {
-    const has = async (q: Queryable) =>
-      (await q.query('SELECT 1 FROM signing_keys WHERE algorithm = $1 LIMIT 1', [this.algorithm])).rows.length > 0;
-    if (await has(this.db)) return;
-    const key = await asymmetricKey(this.algorithm, initialPem ? parsePrivateKey(initialPem) : generatePrivateKey(this.algorithm), now);
+    if (await this.hasKey(this.db)) return;
+    const key = await this.firstKey(now, initialPem);
     await this.db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [KEYS_LOCK]);
-      if (await has(tx)) return; // another node was first
+      if (await this.hasKey(tx)) return; // another node was first
       await this.insert(tx, key);
+    });
+  }
+
+  /**
+   * At a node's start: records that ALGORITHM signs from `now`, retiring any
+   * other; with no configured key, makes sure one is stored (as ensure). A
+   * change of algorithm tells the running nodes (their rings learn the new
+   * keys, or the retirement).
+   */
+  async start(now: number, initialPem?: string): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [KEYS_LOCK]);
+      const at = new Date(now);
+      const retired = await tx.query('UPDATE signing_algorithms SET retired_at = $2 WHERE algorithm <> $1 AND retired_at IS NULL', [this.algorithm, at]);
+      const resumed = await tx.query(
+        `INSERT INTO signing_algorithms (algorithm) VALUES ($1)
+         ON CONFLICT (algorithm) DO UPDATE SET retired_at = NULL WHERE signing_algorithms.retired_at IS NOT NULL`,
+        [this.algorithm],
+      );
+      if (!this.opts.fixed && !(await this.hasKey(tx))) await this.insert(tx, await this.firstKey(now, initialPem));
+      if (this.algorithm !== 'HS256') {
+        // HS256 before this was recorded: it stopped when this algorithm's first stored key came (the switch, or
+        // the first start of a new deployment); with none stored (a configured key), long ago. Never later: a
+        // holder of SECRET_KEY must not mint tokens we accept past that.
+        await tx.query(
+          `INSERT INTO signing_algorithms (algorithm, retired_at)
+           VALUES ('HS256', COALESCE((SELECT min(activates_at) FROM signing_keys WHERE algorithm = $1), 'epoch'))
+           ON CONFLICT (algorithm) DO NOTHING`,
+          [this.algorithm],
+        );
+      }
+      if (retired.rowCount || resumed.rowCount) await tx.query(feedInsert('$1'), [KEYS_EVENT]);
     });
   }
 
   /** Adds a key that signs from `activatesAt`; tells every node. Returns its kid and the kid of the key it supersedes. */
   async rotate(activatesAt: number): Promise<{ kid: string; previous: string | undefined }> {
-    const key = await asymmetricKey(this.algorithm, generatePrivateKey(this.algorithm), activatesAt);
+    const key = await asymmetricKey(this.asymmetric, generatePrivateKey(this.asymmetric), activatesAt);
     return this.db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [KEYS_LOCK]);
       const last = await tx.query<{ kid: string }>(
@@ -97,37 +165,80 @@ export class KeyStore {
     ]);
   }
 
-  /** Every stored key of the algorithm, opened. Throws KeyDecryptionError when one cannot be. */
-  async load(): Promise<SigningKey[]> {
-    const rows = (
-      await this.db.query<Row>('SELECT kid, private_key, activates_at FROM signing_keys WHERE algorithm = $1 ORDER BY activates_at', [this.algorithm])
-    ).rows;
-    const keys: SigningKey[] = [];
-    for (const row of rows) {
-      let pem: string | undefined;
-      for (const [i, k] of this.openKeys.entries()) {
-        pem = unseal(k, row.private_key, row.kid);
-        if (pem === undefined) continue;
-        if (i > 0) {
-          // Sealed under a previous SECRET_KEY: sealed again under the current one.
-          await this.db.query('UPDATE signing_keys SET private_key = $2 WHERE kid = $1', [row.kid, seal(this.sealKey, pem, row.kid)]);
-        }
-        break;
-      }
-      if (pem === undefined) throw new KeyDecryptionError(row.kid);
-      const key = await asymmetricKey(this.algorithm, parsePrivateKey(pem), row.activates_at.getTime());
-      // The row's kid names the key; a sealed key moved onto another row did not open (associated data).
-      keys.push(key);
+  /** The opened private key (PEM), sealed again under SECRET_KEY if it was under a previous one; undefined if none opens it. */
+  private async open(row: Row): Promise<string | undefined> {
+    for (const [i, k] of this.openKeys.entries()) {
+      const pem = unseal(k, row.private_key, row.kid);
+      if (pem === undefined) continue;
+      if (i > 0) await this.db.query('UPDATE signing_keys SET private_key = $2 WHERE kid = $1', [row.kid, seal(this.sealKey, pem, row.kid)]);
+      return pem;
     }
-    return keys;
+    return undefined;
   }
 
-  /** Deletes keys no longer published (superseded long enough ago); the newest is never deleted. Returns how many. */
+  /**
+   * The ring's keys: this algorithm's (configured, or stored and opened:
+   * throws KeyDecryptionError when one cannot be), and those of retired
+   * algorithms with their retirement. A retired key is opened too: only a
+   * key sealed by a holder of SECRET_KEY is accepted, never a row someone
+   * merely wrote.
+   */
+  async load(): Promise<RingKeys> {
+    const retiredAt = new Map(
+      (await this.db.query<{ algorithm: JwtAlgorithm; retired_at: Date | null }>('SELECT algorithm, retired_at FROM signing_algorithms')).rows.map((r) => [
+        r.algorithm,
+        r.retired_at?.getTime() ?? null,
+      ]),
+    );
+    const rows = (await this.db.query<Row>('SELECT kid, algorithm, private_key, activates_at FROM signing_keys ORDER BY activates_at')).rows;
+    const keys: SigningKey[] = this.opts.fixed ? [...this.opts.fixed] : [];
+    const retired: RetiredKey[] = [];
+    for (const row of rows) {
+      const current = row.algorithm === this.algorithm;
+      const at = retiredAt.get(row.algorithm);
+      // Stored keys of a configured one are not used; a key of an algorithm never recorded is not ours to accept.
+      if (current ? this.opts.fixed !== undefined : at === undefined) continue;
+      const pem = await this.open(row);
+      if (pem === undefined) {
+        if (current) throw new KeyDecryptionError(row.kid);
+        this.opts.warn?.(`the stored ${row.algorithm} key ${row.kid} of a previous ALGORITHM cannot be decrypted with SECRET_KEY (nor with PREVIOUS_SECRET_KEYS): tokens it signed are refused`);
+        continue;
+      }
+      // The row's kid names the key; a sealed key moved onto another row did not open (associated data).
+      const key = await asymmetricKey(row.algorithm, parsePrivateKey(pem), row.activates_at.getTime());
+      if (current) keys.push(key);
+      else retired.push({ key: { ...key, signKey: undefined }, retiredAt: at! });
+    }
+    const hs256 = retiredAt.get('HS256');
+    if (this.algorithm !== 'HS256' && hs256 !== undefined) {
+      for (const secret of new Set(this.secrets)) retired.push({ key: hmacKey(secret, false), retiredAt: hs256 });
+    }
+    return { keys, retired };
+  }
+
+  /**
+   * Deletes keys no longer published: this algorithm's superseded long
+   * enough ago (the newest is never among them), and every key of an
+   * algorithm retired long enough ago. Returns how many.
+   */
   async prune(ring: KeyRing, now: number): Promise<number> {
     // Keys added since the ring's last reload are newer than all it holds: never among these.
     const gone = ring.kids.filter((kid) => (ring.publishedUntil(kid) ?? Infinity) <= now);
-    if (!gone.length) return 0;
-    return (await this.db.query('DELETE FROM signing_keys WHERE kid = ANY($1::text[])', [gone])).rowCount;
+    // Under the lock: a node starting with a retired algorithm again either sees its keys gone (and makes one) or keeps them.
+    return this.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [KEYS_LOCK]);
+      const retired = (
+        await tx.query<{ algorithm: string; retired_at: Date }>('SELECT algorithm, retired_at FROM signing_algorithms WHERE algorithm <> $1 AND retired_at IS NOT NULL', [
+          this.algorithm,
+        ])
+      ).rows.filter((r) => ring.retiredUntil(r.retired_at.getTime()) <= now);
+      const deleted = await tx.query('DELETE FROM signing_keys WHERE (algorithm = $1 AND kid = ANY($2::text[])) OR algorithm = ANY($3::text[])', [
+        this.algorithm,
+        gone,
+        retired.map((r) => r.algorithm),
+      ]);
+      return deleted.rowCount;
+    });
   }
 }
 
@@ -169,8 +280,8 @@ export class KeyFollower {
       do {
         this.again = false;
         try {
-          const keys = await this.store.load();
-          if (keys.length) this.ring.replace(keys);
+          const { keys, retired } = await this.store.load();
+          if (keys.length) this.ring.replace(keys, retired);
         } catch (err) {
           this.warn('could not reload the signing keys; keeping the ones loaded', err);
         }
