@@ -7,11 +7,18 @@
 // nodes one after another on one database and one movable clock.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { cpSync, rmSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, importPKCS8, jwtVerify, SignJWT, type JWK } from 'jose';
+import { KeyStore } from '../src/auth/key-store.js';
 import { hmacKey } from '../src/auth/keys.js';
+import { authMigrations } from '../src/auth/migrations.js';
 import { MovableClock } from '../src/clock.js';
+import { openPglite } from '../src/db/client.js';
+import { migrate } from '../src/db/migrate.js';
 import { backends, login, openTestDatabase, registerAndLogin, startApp, TEST_SECRET, type BackendName, type TestApp, type TestDatabase } from './helpers.js';
+import { tempDir } from './process-helpers.js';
 
 const LIFETIME = { ACCESS_TOKEN_EXPIRE_MINUTES: '15', JWT_LEEWAY_SECONDS: '30' };
 /** Until when (ms) keys retired at `atMs` verify: the rotation rule, lifetime 15 min + leeway 30 s. */
@@ -37,9 +44,13 @@ async function forge(clock: MovableClock, model: string, key: { hs256: string } 
   return jwt.setProtectedHeader({ alg: key.alg, typ: 'at+jwt', kid: key.kid }).sign(await importPKCS8(key.pem, key.alg));
 }
 
-/** Runs `fn` with a node starter: each node joins one database and one clock; all are closed afterwards. */
-async function onOneDatabase(backend: BackendName, fn: (node: (env: Record<string, string>) => Promise<TestApp>, clock: MovableClock, tdb: TestDatabase) => Promise<void>) {
-  const tdb = await openTestDatabase(backend);
+/** Runs `fn` with a node starter: each node joins one database (`tdb`, or a fresh one) and one clock; all are closed afterwards. */
+async function onOneDatabase(
+  backend: BackendName,
+  fn: (node: (env: Record<string, string>) => Promise<TestApp>, clock: MovableClock, tdb: TestDatabase) => Promise<void>,
+  given?: TestDatabase,
+) {
+  const tdb = given ?? (await openTestDatabase(backend));
   const clock = new MovableClock();
   let running: TestApp | undefined;
   // One node at a time: starting the next closes the previous (a restart with another configuration).
@@ -58,6 +69,23 @@ async function onOneDatabase(backend: BackendName, fn: (node: (env: Record<strin
 }
 
 const advanceTo = (clock: MovableClock, ms: number) => clock.advance(ms - clock.now());
+
+/** A database as this version's predecessor left it: the auth migrations before 011 (signing_algorithms). */
+async function openPredecessorDatabase(backend: BackendName): Promise<TestDatabase> {
+  let tdb: TestDatabase;
+  if (backend === 'pglite') {
+    const db = await openPglite('memory://');
+    tdb = { db, close: () => db.close() };
+  } else tdb = await openTestDatabase('postgres');
+  const dir = tempDir('gatehouse-migrations-');
+  cpSync(fileURLToPath(authMigrations.dir as URL), dir, { recursive: true, filter: (f) => !f.endsWith('011_signing_algorithms.sql') });
+  try {
+    await migrate(tdb.db, { ...authMigrations, dir });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return tdb;
+}
 
 for (const backend of backends()) {
   describe(`changing ALGORITHM (${backend})`, () => {
@@ -183,5 +211,31 @@ for (const backend of backends()) {
         assert.equal((await me(app, await forge(clock, u.access, { hs256: TEST_SECRET }))).status, 401);
         assert.equal((await refresh(app, u.refresh)).status, 200);
       }));
+
+    test('keys a predecessor stored under earlier algorithms are retired at the first start and deleted after the window', async () => {
+      const tdb = await openPredecessorDatabase(backend);
+      const secrets = { current: TEST_SECRET, previous: [] };
+      // ES256 long ago, then EdDSA: the predecessor kept both for good.
+      await new KeyStore(tdb.db, 'ES256', secrets).ensure(Date.now() - 86_400_000);
+      await new KeyStore(tdb.db, 'EdDSA', secrets).ensure(Date.now() - 3_600_000);
+      const stored = async () => (await tdb.db.query<{ algorithm: string }>('SELECT algorithm FROM signing_keys ORDER BY algorithm')).rows.map((r) => r.algorithm);
+      assert.deepEqual(await stored(), ['ES256', 'EdDSA']);
+      await onOneDatabase(
+        backend,
+        async (node, clock) => {
+          const app = await node({ ALGORITHM: 'EdDSA' });
+          const u = await registerAndLogin(app.http);
+          assert.equal(algOf(u.access), 'EdDSA');
+          const end = windowEnd(await retiredAt(app, 'ES256'));
+          assert.equal((await jwks(app)).keys.length, 2, 'the ES256 key is published until its window closes');
+          assert.equal((await me(app, await forge(clock, u.access, { hs256: TEST_SECRET }))).status, 401, 'EdDSA has signed for an hour: no HS256');
+          advanceTo(clock, end + 1_000);
+          assert.deepEqual((await jwks(app)).keys.map((k) => k.alg), ['EdDSA']);
+          assert.equal(await app.core.keyFollower.prune(), 1);
+          assert.deepEqual(await stored(), ['EdDSA']);
+        },
+        tdb,
+      );
+    });
   });
 }
