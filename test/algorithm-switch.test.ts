@@ -17,7 +17,7 @@ import { authMigrations } from '../src/auth/migrations.js';
 import { MovableClock } from '../src/clock.js';
 import { openPglite } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
-import { backends, login, openTestDatabase, registerAndLogin, startApp, TEST_SECRET, type BackendName, type TestApp, type TestDatabase } from './helpers.js';
+import { backends, eventually, hasServer, login, openTestDatabase, registerAndLogin, startApp, TEST_SECRET, type BackendName, type TestApp, type TestDatabase } from './helpers.js';
 import { tempDir } from './process-helpers.js';
 
 const LIFETIME = { ACCESS_TOKEN_EXPIRE_MINUTES: '15', JWT_LEEWAY_SECONDS: '30' };
@@ -239,3 +239,26 @@ for (const backend of backends()) {
     });
   });
 }
+
+describe('changing ALGORITHM node by node (PostgreSQL server)', { skip: hasServer() ? false : 'needs DATABASE_URL' }, () => {
+  test('a node not yet restarted learns of the switch within seconds and accepts the new algorithm; the switched one accepts the old', async () => {
+    const shared = await openTestDatabase('postgres');
+    const nodes: TestApp[] = [];
+    try {
+      nodes.push(await startApp({ db: shared, env: { ...LIFETIME, ALGORITHM: 'EdDSA' } }));
+      nodes.push(await startApp({ db: shared, env: { ...LIFETIME, ALGORITHM: 'EdDSA' } }));
+      const u = await registerAndLogin(nodes[0]!.http);
+      await nodes.pop()!.close();
+      const switched = await startApp({ db: shared, env: { ...LIFETIME, ALGORITHM: 'ES256' } });
+      nodes.push(switched);
+      const fresh = await login(switched.http, u.username);
+      assert.equal(algOf(fresh.access), 'ES256');
+      assert.equal((await me(switched, u.access)).status, 200);
+      assert.ok(await eventually(async () => (await me(nodes[0]!, fresh.access)).status === 200, 5_000, 100), 'the EdDSA node accepts ES256 tokens');
+      assert.equal(algOf((await login(nodes[0]!.http, u.username)).access), 'EdDSA', 'it signs as configured until restarted');
+    } finally {
+      for (const n of nodes) await n.close();
+      await shared.close();
+    }
+  });
+});
