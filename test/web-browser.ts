@@ -2,10 +2,11 @@
 // (never a downloaded browser), the pages built once per run, the real
 // service listening with PUBLIC_URL = its own address, and a screenshot in
 // test-results/ when a test fails.
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { stripVTControlCharacters } from 'node:util';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { buildWeb, webStale } from '../scripts/build-web.mjs';
 import { buildApp, type Gatehouse } from '../src/app.js';
@@ -127,13 +128,31 @@ export async function signOut(page: Page): Promise<void> {
   await page.getByRole('link', { name: 'Sign in' }).waitFor();
 }
 
-/** Runs fn; if it throws, every open page of the contexts is photographed into test-results/ first. */
+/**
+ * Runs fn; if it throws, every open page of the contexts is photographed into
+ * test-results/ first, beside a text file with the error and the pages' last
+ * console lines and requests (what a screenshot cannot say about a flaky run).
+ */
 export async function screenshotOnFailure(t: TestContext, contexts: BrowserContext[], fn: () => Promise<void>): Promise<void> {
+  const trail: string[] = [];
+  const note = (line: string) => {
+    trail.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+    if (trail.length > 200) trail.shift();
+  };
+  for (const c of contexts) {
+    c.on('console', (m) => note(`console.${m.type()} ${m.page()?.url()}: ${m.text()}`));
+    c.on('weberror', (e) => note(`page error ${e.page()?.url()}: ${e.error().message}`));
+    c.on('requestfinished', (r) => void r.response().then((res) => note(`${r.method()} ${r.url()} -> ${res?.status()}`), () => undefined));
+    c.on('requestfailed', (r) => note(`${r.method()} ${r.url()} failed: ${r.failure()?.errorText}`));
+  }
   try {
     await fn();
   } catch (err) {
     mkdirSync(RESULTS, { recursive: true });
     const slug = t.name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').slice(0, 80);
+    const error = stripVTControlCharacters((err as Error)?.stack ?? String(err)); // without the terminal's colours
+    writeFileSync(join(RESULTS, `${slug}.txt`), `${error}\n\n${trail.join('\n')}\n`);
+    t.diagnostic(`log: ${join(RESULTS, `${slug}.txt`)}`);
     let n = 0;
     for (const c of contexts) {
       for (const page of c.pages()) {
