@@ -453,6 +453,12 @@ function printTable(seconds: number, memory?: Record<string, number>) {
   mkdirSync(join(out, '..'), { recursive: true });
   writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, workers: WORKERS, database: db, duration: DURATION, connections: CONNECTIONS, seconds, rows, layers, memory, plans }, null, 2));
   console.log(`\nwritten: ${out} (whole run ${seconds} s)`);
+  // A scenario that answered errors measured the price of an error, and so does every ratio to it.
+  const failed = rows.filter((r) => r.errors > 0);
+  if (failed.length) {
+    console.error(`\nbench: INVALID, errors in: ${failed.map((r) => `${r.name} (${r.errors})`).join(', ')}; their figures and every ratio to them are not the service's`);
+    process.exitCode = 1;
+  }
 }
 
 main().catch(async (err) => {
