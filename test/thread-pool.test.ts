@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { PasswordHasher } from '../src/auth/passwords.js';
-import { QueueFullError } from '../src/auth/thread-pool.js';
+import { PoolClosedError, QueueFullError } from '../src/auth/thread-pool.js';
+import { toAuthError } from '../src/http/render.js';
 import { ROOT, tempDir } from './process-helpers.js';
 
 const PASSWORD = 'plum-Anchor-47-velvet';
@@ -32,6 +33,21 @@ test('a full hashing queue refuses at once with QueueFullError; the accepted job
     assert.deepEqual(await hasher.verify('$argon2id$v=19$m=19456,t=2,p=1$AAAA$BBBB', PASSWORD), { ok: false, needsRehash: false });
   } finally {
     await hasher.close();
+  }
+});
+
+test('jobs still queued when the pool closes (shutdown; their clients gone) fail as PoolClosedError: a 503 to retry, not a fault to log', async () => {
+  const hasher = new PasswordHasher(1, 4);
+  const settled = Promise.allSettled(Array.from({ length: 4 }, () => hasher.hash(PASSWORD)));
+  await hasher.close();
+  const refused = (await settled).filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+  assert.ok(refused.length >= 3, `the queued jobs were dropped (${refused.length})`);
+  for (const r of refused) {
+    assert.ok(r.reason instanceof PoolClosedError, String(r.reason));
+    const { err, fault } = toAuthError(r.reason);
+    assert.equal(err.status, 503);
+    assert.equal(err.extra.headers?.['retry-after'], '1');
+    assert.equal(fault, undefined, 'not logged as the service failing');
   }
 });
 

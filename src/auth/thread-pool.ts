@@ -15,6 +15,14 @@ export class QueueFullError extends Error {
   }
 }
 
+/** The pool closed (the process is shutting down) before this job ran: a 503, not a fault. */
+export class PoolClosedError extends Error {
+  constructor() {
+    super('work pool closed');
+    this.name = 'PoolClosedError';
+  }
+}
+
 export interface ThreadPoolOptions {
   maxThreads: number;
   /** Threads kept even when idle (default: all of them, started at once). */
@@ -32,6 +40,7 @@ const QUEUE_FULL = new Set(['Task queue is at limit', 'No task queue available a
 
 export class ThreadPool<T, R> {
   private readonly pool: Piscina<T, R>;
+  private closing = false;
 
   constructor(worker: 'hash' | 'strength', opts: ThreadPoolOptions) {
     this.pool = new Piscina({
@@ -49,12 +58,14 @@ export class ThreadPool<T, R> {
     try {
       return await this.pool.run(task);
     } catch (err) {
+      if (this.closing) throw new PoolClosedError(); // aborted by close(): a request its client left behind
       throw err instanceof Error && QUEUE_FULL.has(err.message) ? new QueueFullError() : err;
     }
   }
 
   /** Lets running jobs finish, drops the queued ones, and ends the threads. */
   close(): Promise<void> {
+    this.closing = true;
     return this.pool.close({ force: true });
   }
 }

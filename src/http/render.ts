@@ -117,6 +117,9 @@ export function toAuthError(error: unknown, oauth = false): { err: AuthError; fa
   if (e.name === 'QueueFullError') {
     return { err: new AuthError('busy', 'The service is busy; try again shortly', { headers: { 'retry-after': '1' } }) };
   }
+  if (e.name === 'PoolClosedError') {
+    return { err: new AuthError('busy', 'The service is shutting down; try again shortly', { headers: { 'retry-after': '1' } }) };
+  }
   if (e.validation) {
     const errors = fieldErrors(e);
     if (oauth) return { err: new AuthError('invalid_request', `Invalid parameter ${errors[0]?.path ?? ''}`.trim()) };
