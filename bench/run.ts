@@ -273,8 +273,10 @@ async function main() {
   }
   const auth = { authorization: `Bearer ${tokens.access_token}` };
 
-  // Warm-up (JIT, pools, caches), not recorded.
-  await autocannon({ url: `${base}/users/me`, headers: auth, duration: 2, connections: CONNECTIONS });
+  // Warm-up (JIT, pools, caches), not recorded: every route the layer figures compare, or the first one
+  // measured (the floor) pays for its own compilation and reads low.
+  const warm = LOGIN_ONLY ? ['/users/me'] : ['/_bench/floor', '/_bench/verify', '/_bench/verify-denylist', '/users/me'];
+  for (const path of warm) await autocannon({ url: base + path, headers: auth, duration: 2, connections: CONNECTIONS });
 
   let meIdle: Row;
   let floor: Row | undefined;
