@@ -414,7 +414,12 @@ for (const backend of backends()) {
         const revoked = await app.http.request('POST', '/auth/revoke', { form: { token: refresh } });
         assert.equal(revoked.status, 200, revoked.text);
         assert.equal((await app.core.db.query('SELECT 1 FROM sessions WHERE id = $1 AND revoked_at IS NULL', [sessionOf(access)])).rows.length, 0, 'the session ended');
+        // Dead tokens over the budget are refused before any write: no change-feed row for each request.
+        const feed = async () => (await app.core.db.query<{ n: number }>('SELECT count(*)::int AS n FROM security_events')).rows[0]!.n;
+        const before = await feed();
         assertProblem(await app.http.request('POST', '/auth/revoke', { form: { token: refresh } }), 429);
+        assertProblem(await app.http.request('POST', '/auth/revoke', { form: { token: access } }), 429);
+        assert.equal(await feed(), before, 'a refused revocation wrote nothing');
       } finally {
         await app.close();
       }

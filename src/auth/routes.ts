@@ -121,31 +121,38 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
     },
   );
 
-  /** Ends what `token` names, if it is live: true when it did. The token's own shape says what it is (the hint is only a hint). */
-  async function revokeLive(token: string, meta: SessionMeta): Promise<boolean> {
+  /**
+   * Ends what `token` names. The token's own shape says what it is (the hint is only a hint). A token that
+   * names nothing live calls `spend` (the per-address budget, which may refuse) before anything is written:
+   * revoking one's own live token must work behind a flooded NAT, and a dead one must not buy writes.
+   */
+  async function revoke(token: string, meta: SessionMeta, spend: () => Promise<void>): Promise<void> {
     if (sessions.looksLikeRefreshToken(token)) {
+      if (!(await sessions.sessionOf(token))) await spend();
       const ended = await sessions.revokeByRefreshToken(token);
       if (ended) audit.record({ type: 'revoke', ...ended, meta, detail: { token_type: 'refresh_token' } });
-      return !!ended;
+      return;
     }
+    let claims;
     try {
-      const claims = tokens.verify(token, { ignoreExpiration: true });
-      if (tokens.usableUntilMs(claims.exp) <= core.clock.now()) return false;
-      // Revoked already: announced again (a node may have died before saying so), but it is not live, so it
-      // spends budget: one token must not buy unlimited writes to the change feed.
-      const already = await revocations.isRevoked(claims.jti, claims.sid);
-      await revocations.revokeAccessToken(claims.jti, claims.exp);
-      if (!already) audit.record({ type: 'revoke', userId: claims.sub, sessionId: claims.sid, meta, detail: { token_type: 'access_token' } });
-      return !already;
+      claims = tokens.verify(token, { ignoreExpiration: true });
     } catch (err) {
       if (!(err instanceof InvalidTokenError)) throw err;
     }
+    if (claims) {
+      if (tokens.usableUntilMs(claims.exp) <= core.clock.now()) return spend();
+      // Revoked already: announced again (a node may have died before saying so), after paying for it.
+      const already = await revocations.isRevoked(claims.jti, claims.sid);
+      if (already) await spend();
+      await revocations.revokeAccessToken(claims.jti, claims.exp);
+      if (!already) audit.record({ type: 'revoke', userId: claims.sub, sessionId: claims.sid, meta, detail: { token_type: 'access_token' } });
+      return;
+    }
     // Not one of ours: during a move, perhaps one of the previous app's (it has no session: that token alone ends).
     const legacy = core.legacyTokens?.applies(token) ? await core.legacyTokens.authenticate(token, core).catch(unlessRefused) : undefined;
-    if (!legacy) return false;
+    if (!legacy) return spend();
     await revocations.revokeAccessToken(legacy.jti, legacy.exp);
     audit.record({ type: 'revoke', userId: legacy.userId, username: legacy.username, meta, detail: { token_type: 'legacy_access_token' } });
-    return true;
   }
 
   app.post(
@@ -172,9 +179,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ core: AuthCore }> = async (
     async (request) => {
       const { token } = oauthParams(request.body);
       if (!token) throw new AuthError('invalid_request', 'The token parameter is required');
-      // Revoking a live token of one's own spends no per-address budget (signing out must work behind a
-      // flooded NAT); a token that names nothing live spends one, as a token request does.
-      if (!(await revokeLive(token, sessionMeta(request)))) await limits.tokenRequest(request.ip);
+      await revoke(token, sessionMeta(request), () => limits.tokenRequest(request.ip));
       // RFC 7009 §2.2: 200; `{}` as JSON, since some client libraries insist on a JSON body.
       return {};
     },
