@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { stripVTControlCharacters } from 'node:util';
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Locator, type Page, type Request, type Response, type WebError } from 'playwright-core';
 import { buildWeb, webStale } from '../scripts/build-web.mjs';
 import { buildApp, type Gatehouse } from '../src/app.js';
 import { MovableClock } from '../src/clock.js';
@@ -139,12 +139,11 @@ export async function screenshotOnFailure(t: TestContext, contexts: BrowserConte
     trail.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
     if (trail.length > 200) trail.shift();
   };
-  for (const c of contexts) {
-    c.on('console', (m) => note(`console.${m.type()} ${m.page()?.url()}: ${m.text()}`));
-    c.on('weberror', (e) => note(`page error ${e.page()?.url()}: ${e.error().message}`));
-    c.on('requestfinished', (r) => void r.response().then((res) => note(`${r.method()} ${r.url()} -> ${res?.status()}`), () => undefined));
-    c.on('requestfailed', (r) => note(`${r.method()} ${r.url()} failed: ${r.failure()?.errorText}`));
-  }
+  const onConsole = (m: ConsoleMessage) => note(`console.${m.type()} ${m.page()?.url()}: ${m.text()}`);
+  const onError = (e: WebError) => note(`page error ${e.page()?.url()}: ${e.error().message}`);
+  const onResponse = (r: Response) => note(`${r.request().method()} ${r.url()} -> ${r.status()}`);
+  const onFailed = (r: Request) => note(`${r.method()} ${r.url()} failed: ${r.failure()?.errorText}`);
+  for (const c of contexts) c.on('console', onConsole).on('weberror', onError).on('response', onResponse).on('requestfailed', onFailed);
   try {
     await fn();
   } catch (err) {
@@ -162,6 +161,9 @@ export async function screenshotOnFailure(t: TestContext, contexts: BrowserConte
       }
     }
     throw err;
+  } finally {
+    // A context may outlive this test: its listeners must not.
+    for (const c of contexts) c.off('console', onConsole).off('weberror', onError).off('response', onResponse).off('requestfailed', onFailed);
   }
 }
 

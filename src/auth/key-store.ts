@@ -92,18 +92,18 @@ export class KeyStore {
     return (await q.query('SELECT 1 FROM signing_keys WHERE algorithm = $1 LIMIT 1', [this.algorithm])).rows.length > 0;
   }
 
-  private async firstKey(now: number, initialPem: string | undefined): Promise<SigningKey> {
-    return asymmetricKey(this.asymmetric, initialPem ? parsePrivateKey(initialPem) : generatePrivateKey(this.asymmetric), now);
+  /** Under the keys lock: stores a first key if there is none, adopting `initialPem` (a legacy development key) or generating one, active at once. */
+  private async storeFirstKey(tx: Queryable, now: number, initialPem: string | undefined): Promise<void> {
+    if (await this.hasKey(tx)) return; // another node was first
+    await this.insert(tx, await asymmetricKey(this.asymmetric, initialPem ? parsePrivateKey(initialPem) : generatePrivateKey(this.asymmetric), now));
   }
 
-  /** Makes sure a key exists: adopts `initialPem` (a legacy development key) or generates one, active at once. */
+  /** Makes sure a key exists (rotate-keys: without recording which algorithm signs). */
   async ensure(now: number, initialPem?: string): Promise<void> {
     if (await this.hasKey(this.db)) return;
-    const key = await this.firstKey(now, initialPem);
     await this.db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [KEYS_LOCK]);
-      if (await this.hasKey(tx)) return; // another node was first
-      await this.insert(tx, key);
+      await this.storeFirstKey(tx, now, initialPem);
     });
   }
 
@@ -123,7 +123,7 @@ export class KeyStore {
          ON CONFLICT (algorithm) DO UPDATE SET retired_at = NULL WHERE signing_algorithms.retired_at IS NOT NULL`,
         [this.algorithm],
       );
-      if (!this.opts.fixed && !(await this.hasKey(tx))) await this.insert(tx, await this.firstKey(now, initialPem));
+      if (!this.opts.fixed) await this.storeFirstKey(tx, now, initialPem);
       if (this.algorithm !== 'HS256') {
         // HS256 before this was recorded: it stopped when this algorithm's first stored key came (the switch, or
         // the first start of a new deployment); with none stored (a configured key), long ago. Never later: a
