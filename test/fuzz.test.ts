@@ -189,7 +189,8 @@ class Encoder {
   }
 
   multipart(v: JV, boundary: string, broken: boolean): string {
-    const parts = this.fields(v).map(([k, x]) => `--${boundary}\r\ncontent-disposition: form-data; name="${k.replace(/["\r\n]/g, '_')}"\r\n\r\n${this.text(x)}\r\n`);
+    // The field name is sent too (and echoed in a validation error's path), like form keys above.
+    const parts = this.fields(v).map(([k, x]) => `--${boundary}\r\ncontent-disposition: form-data; name="${this.keep(k.replace(/["\r\n]/g, '_'))}"\r\n\r\n${this.text(x)}\r\n`);
     if (broken) return `${parts.join('').slice(0, -7)}--${boundary}\r\ncontent-disposition: form-data; name="f"; filename="../../x.sh"\r\n\r\n#!/bin/sh\r\n`;
     return `${parts.join('')}--${boundary}--\r\n`;
   }
