@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { lockoutKey } from '../src/auth/rate-limit.js';
 import { openPostgres } from '../src/db/client.js';
-import { hasRedis, hasServer, openTestDatabase, registerUser, startApp, type TestApp, type TestDatabase } from './helpers.js';
+import { hasRedis, hasServer, login, openTestDatabase, registerUser, startApp, type TestApp, type TestDatabase } from './helpers.js';
 
 const NEEDS_SERVER = hasServer() ? false : 'needs DATABASE_URL (a PostgreSQL server)';
 
@@ -67,6 +67,37 @@ describe('rate limits on the PostgreSQL server without Redis', { skip: NEEDS_SER
       assert.equal((await b.http.token({ username: u.email, password: 'wrong-Pass-2' })).status, 400);
       assert.equal((await a.http.token({ username: u.username, password: u.password })).status, 429);
       assert.equal((await b.http.token({ username: u.username, password: u.password })).status, 429);
+    }));
+
+  test('a sign-in writes to the account counters only what changed: failures cleared, the known mark renewed past half its life', () =>
+    twoNodes({}, async (a, _b, tdb) => {
+      const u = await registerUser(a.http);
+      const { id } = u;
+      await login(a.http, u.username, u.password);
+      const counters = async () =>
+        (
+          await tdb.db.query<{ key: string; expire: string; version: string }>(
+            `SELECT key, expire::text, xmin::text AS version FROM rate_limit_counters WHERE key LIKE $1 ORDER BY key`,
+            [`%:u:${id}|%`],
+          )
+        ).rows;
+      const day = 24 * 3600_000;
+      const first = await counters();
+      assert.deepEqual(first.map((r) => r.key.split(':')[0]), ['known'], 'a known mark, no failures');
+      assert.ok(Math.abs(Number(first[0]!.expire) - (Date.now() + 20 * day)) < 60_000, 'marked for 20 days');
+      // A second sign-in: the same rows, not rewritten (xmin unchanged).
+      assert.equal((await a.http.token({ username: u.username, password: u.password })).status, 200);
+      assert.deepEqual(await counters(), first);
+      // A failure is counted; the next success clears it.
+      assert.equal((await a.http.token({ username: u.username, password: 'wrong-Pass-1' })).status, 400);
+      assert.deepEqual((await counters()).map((r) => r.key.split(':')[0]), ['fail-ui', 'known']);
+      assert.equal((await a.http.token({ username: u.username, password: u.password })).status, 200);
+      assert.deepEqual(await counters(), first, 'failures cleared, the mark left alone');
+      // A mark with less than half its time left is renewed to the full 20 days.
+      await tdb.db.query('UPDATE rate_limit_counters SET expire = $1 WHERE key = $2', [Date.now() + 9 * day, first[0]!.key]);
+      assert.equal((await a.http.token({ username: u.username, password: u.password })).status, 200);
+      const [renewed] = await counters();
+      assert.ok(Math.abs(Number(renewed!.expire) - (Date.now() + 20 * day)) < 60_000, `renewed: ${renewed!.expire}`);
     }));
 
   test('while PostgreSQL errors, the in-process limiter still limits', async () => {

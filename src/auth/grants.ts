@@ -108,7 +108,7 @@ export class Grants {
     // The account first: every spelling of it (username, email, NFKC variants) shares one lockout counter.
     const user = username.length > MAX_LOGIN_LENGTH ? undefined : await users.findForLogin(username);
     const loginKey = lockoutKey(username, user?.id);
-    await limits.checkLogin(loginKey, meta.ip ?? '');
+    const attempt = await limits.checkLogin(loginKey, meta.ip ?? '');
     // Over-long input can never be valid: refused before any hashing.
     const tooLong = exceedsLength(password, this.deps.passwordMaxLength) || username.length > MAX_LOGIN_LENGTH;
     const result = tooLong
@@ -123,7 +123,7 @@ export class Grants {
       await this.failureTiming.pad(startedAt);
       throw new AuthError('invalid_credentials', BAD_CREDENTIALS);
     }
-    await limits.loginSucceeded(loginKey, meta.ip ?? '');
+    await limits.loginSucceeded(attempt);
     // Only now, after the right password: a wrong one never learns whether the address is verified.
     if (this.deps.requireVerifiedEmail && !user.email_verified) await this.refuseUnverified(user, username, meta);
     if (requested && !scopes.roleAllows(user.role, requested)) {
@@ -161,7 +161,7 @@ export class Grants {
     const challenge = await challenges.attempt(input.mfaToken);
     if (!challenge) throw mfaFailed();
     const key = secondFactorKey(challenge.userId);
-    await limits.checkLogin(key, meta.ip ?? '');
+    const attempt = await limits.checkLogin(key, meta.ip ?? '');
     const outcome = await verify(challenge);
     if (outcome !== true) {
       await limits.loginFailed(key, meta.ip ?? '');
@@ -169,7 +169,7 @@ export class Grants {
       audit.record({ type: 'mfa_failed', userId: challenge.userId, meta, detail: { method: input.method, ...why } });
       throw mfaFailed();
     }
-    await limits.loginSucceeded(key, meta.ip ?? '');
+    await limits.loginSucceeded(attempt);
     return this.completeSecondFactor(challenge, amr, meta);
   }
 

@@ -95,6 +95,15 @@ export function secondFactorKey(userId: string): LockoutKey {
 
 export type RateLimitStoreKind = 'redis' | 'postgres' | 'memory';
 
+/** What checkLogin saw of an account|address pair, for loginSucceeded. */
+export interface LoginAttempt {
+  readonly pair: string;
+  /** The pair had failures counted. */
+  readonly failures: boolean;
+  /** How much longer the pair stays a known client (0: it is not one). */
+  readonly knownForMs: number;
+}
+
 export class AuthRateLimits {
   readonly store: RateLimitStoreKind;
   private readonly token?: RateLimiterAbstract;
@@ -214,16 +223,22 @@ export class AuthRateLimits {
   /**
    * Refuses an attempt on an account (whether or not it exists) from an
    * address that failed on it too often, or while the account is slowed
-   * down, unless this address has signed in to it before.
+   * down, unless this address has signed in to it before. Its three reads
+   * go together; what they saw lets a success write only what changed.
    */
-  async checkLogin(account: LockoutKey, ip: string): Promise<void> {
+  async checkLogin(account: LockoutKey, ip: string): Promise<LoginAttempt> {
     const pair = `${account}|${ip}`;
-    const own = this.failuresUserIp && (await this.failuresUserIp.get(pair));
+    const [own, slowed, known] = await Promise.all([
+      this.failuresUserIp?.get(pair),
+      this.slowdown?.get(account),
+      this.known?.get(pair).catch(() => null),
+    ]);
     if (own && own.consumedPoints >= this.failuresUserIp!.points) throw rateLimited('Too many failed logins', own.msBeforeNext);
-    const slowed = this.slowdown && (await this.slowdown.get(account));
-    if (!slowed || slowed.consumedPoints <= this.slowdown!.points) return;
-    if (await this.isKnown(pair)) return;
-    throw rateLimited('Too many failed logins on this account', slowed.msBeforeNext);
+    const knownForMs = known && known.consumedPoints > 0 ? known.msBeforeNext : 0;
+    if (slowed && slowed.consumedPoints > this.slowdown!.points && knownForMs <= 0) {
+      throw rateLimited('Too many failed logins on this account', slowed.msBeforeNext);
+    }
+    return { pair, failures: !!own && own.consumedPoints > 0, knownForMs };
   }
 
   async loginFailed(account: LockoutKey, ip: string): Promise<void> {
@@ -238,14 +253,19 @@ export class AuthRateLimits {
     }
   }
 
-  async loginSucceeded(account: LockoutKey, ip: string): Promise<void> {
-    const pair = `${account}|${ip}`;
-    await Promise.all([this.failuresUserIp?.delete(pair).catch(() => {}), this.known?.set(pair, 1, KNOWN_CLIENT_S).catch(() => {})]);
-  }
-
-  private async isKnown(pair: string): Promise<boolean> {
-    const res = await this.known?.get(pair).catch(() => null);
-    return !!res && res.consumedPoints > 0;
+  /**
+   * A success clears this address's failures on the account and marks it a
+   * known client. Most sign-ins change neither (no failures, marked less
+   * than half its time ago), and then nothing is written: a login stays
+   * cheap for the store. A failure that raced in after checkLogin's read
+   * stays counted, which only errs towards caution.
+   */
+  async loginSucceeded(attempt: LoginAttempt): Promise<void> {
+    const renewKnown = attempt.knownForMs < (KNOWN_CLIENT_S * 1000) / 2;
+    await Promise.all([
+      attempt.failures ? this.failuresUserIp?.delete(attempt.pair).catch(() => {}) : undefined,
+      renewKnown ? this.known?.set(attempt.pair, 1, KNOWN_CLIENT_S).catch(() => {}) : undefined,
+    ]);
   }
 }
 

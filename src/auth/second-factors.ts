@@ -79,7 +79,7 @@ export class SecondFactors {
     const { limits, totp, recovery } = this.deps;
     if (!(await totp.enabledFor(user.id))) throw new AuthError('mfa_not_enabled', 'Two-factor authentication is not on');
     const key = secondFactorKey(user.id);
-    await limits.checkLogin(key, meta.ip ?? '');
+    const attempt = await limits.checkLogin(key, meta.ip ?? '');
     const method = /^\d{6}$/.test(normaliseCode(code)) ? 'totp' : 'recovery_code';
     const ok = method === 'totp' ? await totp.verify(user.id, code) : await recovery.use(user.id, code);
     if (!ok) {
@@ -87,7 +87,7 @@ export class SecondFactors {
       this.deps.audit.record({ type: 'mfa_failed', userId: user.id, username: user.username, meta, detail: { method } });
       throw wrongCode();
     }
-    await limits.loginSucceeded(key, meta.ip ?? '');
+    await limits.loginSucceeded(attempt);
     return method;
   }
 
