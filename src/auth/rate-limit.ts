@@ -6,7 +6,8 @@
 // - per account across all addresses: past the threshold, each further
 //   failure slows the account down (a wait that doubles, capped at 15 min),
 //   never a long refusal; and a client that has signed in to the account
-//   before (same address, within 20 days) is never slowed by it, so an
+//   before (same address, 10 to 20 days since its last sign-in: a mark
+//   lasts 20 and is renewed past half) is never slowed by it, so an
 //   attacker failing from many addresses cannot keep the owner out.
 //
 // Where the counters live decides whether a limit holds for the whole
