@@ -3,7 +3,11 @@
 // `12345678` into the username "12345678", `true` into "true", `["x"]` into
 // "x" and `null` into "" — a client sending the wrong type gets a 422, as
 // Pydantic gives FastAPI clients. Query strings and path parameters are text
-// by nature and keep their coercion (`?limit=10` is the integer 10).
+// by nature and keep their coercion (`?limit=10` is the integer 10), with one
+// repair: Ajv 8 coerces "Infinity" or "1e999" to a non-finite number that
+// then passes `integer` and `maximum` (ajv-validator/ajv#2212, fastify#6718),
+// so a coerced part holding one is refused here (422) instead of reaching a
+// handler and the database.
 //
 // Before validation, every string of the body, query and path parameters is
 // checked for text PostgreSQL cannot store as sent: NUL (which it refuses,
@@ -24,8 +28,41 @@ export const buildValidator = ((externalSchemas: Record<string, unknown>, option
     ...options,
     customOptions: { ...options?.customOptions, coerceTypes: false },
   } as never) as unknown as CompileRoute;
-  return (route: Parameters<CompileRoute>[0]) => (route.httpPart === 'body' ? strict(route) : coercing(route));
+  return (route: Parameters<CompileRoute>[0]) => (route.httpPart === 'body' ? strict(route) : finiteOnly(coercing(route) as AjvValidate));
 }) as unknown as BuildValidator;
+
+interface AjvValidate {
+  (data: unknown, ctx?: unknown): boolean | Promise<unknown>;
+  errors?: unknown[] | null;
+  schemaEnv?: unknown;
+}
+
+/** Where a coerced query, params or headers object holds a non-finite number (its members are scalars or arrays of them). */
+function nonFinite(data: unknown): string[] {
+  if (data === null || typeof data !== 'object') return [];
+  const bad = (x: unknown) => typeof x === 'number' && !Number.isFinite(x);
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(data)) {
+    if (bad(v)) out.push(`/${k}`);
+    else if (Array.isArray(v)) v.forEach((x, i) => bad(x) && out.push(`/${k}/${i}`));
+  }
+  return out;
+}
+
+function finiteOnly(validate: AjvValidate): AjvValidate {
+  const wrapped: AjvValidate = (data, ctx) => {
+    const ok = validate(data, ctx);
+    wrapped.errors = validate.errors;
+    if (ok !== true) return ok;
+    const paths = nonFinite(data);
+    if (paths.length === 0) return true;
+    wrapped.errors = paths.map((instancePath) => ({ instancePath, keyword: 'type', params: {}, message: 'must be a finite number' }));
+    return false;
+  };
+  // Fastify hands Ajv validators the parent object (so coercion can replace the root) only when this is set.
+  wrapped.schemaEnv = validate.schemaEnv;
+  return wrapped;
+}
 
 // eslint-disable-next-line no-control-regex
 const BAD_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
