@@ -202,6 +202,13 @@ async function cannon(opts: Opts): Promise<autocannon.Result> {
   return autocannon({ url: base + path, duration: DURATION, connections: CONNECTIONS, ...rest });
 }
 
+/** Answers by status class other than 2xx (autocannon counts 1xx, 3xx, 4xx and 5xx). */
+function statusCounts(r: autocannon.Result): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of ['1xx', '3xx', '4xx', '5xx'] as const) if (r[k]) out[k] = r[k];
+  return out;
+}
+
 function record(name: string, r: autocannon.Result, floor?: Row, note?: string): Row {
   const row: Row = {
     name,
@@ -216,7 +223,8 @@ function record(name: string, r: autocannon.Result, floor?: Row, note?: string):
     row.ratio = Number((row.rps / floor.rps).toFixed(3));
   }
   rows.push(row);
-  log(`${name}: ${row.rps} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, errors ${row.errors}${row.ratio !== undefined ? `, ratio ${row.ratio}` : ''}`);
+  const kinds = row.errors ? ` (${r.errors} failed, ${r.timeouts} timed out, ${r.non2xx} non-2xx: ${JSON.stringify(statusCounts(r))})` : '';
+  log(`${name}: ${row.rps} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, errors ${row.errors}${kinds}${row.ratio !== undefined ? `, ratio ${row.ratio}` : ''}`);
   return row;
 }
 
