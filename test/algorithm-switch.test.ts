@@ -128,6 +128,9 @@ for (const backend of backends()) {
         // A restart inside the window moves nothing: the switch is the recorded one.
         advanceTo(clock, end - 60_000);
         app = await node({ ALGORITHM: 'EdDSA' });
+        // The switch was audited once, by the node that made it (closing it wrote its events), not by the restart.
+        const switches = await app.core.db.query<{ detail: unknown }>(`SELECT detail FROM audit_events WHERE type = 'signing_algorithm_changed'`);
+        assert.deepEqual(switches.rows.map((r) => r.detail), [{ algorithm: 'EdDSA', previous: ['HS256'] }]);
         await acrossWindowEnd(app, clock, end, () => forge(clock, u.access, { hs256: TEST_SECRET }));
         assert.equal((await me(app, u.access)).status, 401);
         // Nor after another restart.

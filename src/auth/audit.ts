@@ -40,6 +40,7 @@ export const AUDIT_TYPES = [
   'passkey_removed',
   // Signing keys and the FastAPI move (issue 10).
   'keys_rotated',
+  'signing_algorithm_changed',
 ] as const;
 export type AuditType = (typeof AUDIT_TYPES)[number];
 

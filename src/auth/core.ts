@@ -120,7 +120,7 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
   });
   // Whatever the algorithm: the store records which one signs, and holds the keys of those it replaced.
   const keyStore = new KeyStore(db, options.algorithm, { current: options.secretKey, previous: options.previousSecretKeys }, { fixed, warn });
-  await keyStore.start(clock.now(), fixed ? undefined : legacyDevelopmentKey(options.algorithm, options.keyDir));
+  const started = await keyStore.start(clock.now(), fixed ? undefined : legacyDevelopmentKey(options.algorithm, options.keyDir));
   const stored = await keyStore.load();
   keys.replace(stored.keys, stored.retired);
   const legacyTokens =
@@ -137,6 +137,10 @@ export async function createAuthCore(options: ResolvedOptions, db: Database, log
     { enabled: options.audit, retentionMs: options.auditRetentionSeconds * SECOND, ...options.auditBuffer },
     log,
   );
+  // An operator's change of ALGORITHM is a security event: recorded by the node that made it, once.
+  if (started.retired.length) {
+    audit.record({ type: 'signing_algorithm_changed', detail: { algorithm: options.algorithm, previous: started.retired } });
+  }
   const revocations = new Revocations(db, bus, clock, tokens, storeError);
   const userStates = new UserStates(db, bus, undefined, storeError);
   const feed =

@@ -111,13 +111,17 @@ export class KeyStore {
    * At a node's start: records that ALGORITHM signs from `now`, retiring any
    * other; with no configured key, makes sure one is stored (as ensure). A
    * change of algorithm tells the running nodes (their rings learn the new
-   * keys, or the retirement).
+   * keys, or the retirement). Returns the algorithms this start retired
+   * (none unless ALGORITHM changed), for the audit log.
    */
-  async start(now: number, initialPem?: string): Promise<void> {
-    await this.db.transaction(async (tx) => {
+  async start(now: number, initialPem?: string): Promise<{ retired: string[] }> {
+    return this.db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [KEYS_LOCK]);
       const at = new Date(now);
-      const retired = await tx.query('UPDATE signing_algorithms SET retired_at = $2 WHERE algorithm <> $1 AND retired_at IS NULL', [this.algorithm, at]);
+      const retired = await tx.query<{ algorithm: string }>(
+        'UPDATE signing_algorithms SET retired_at = $2 WHERE algorithm <> $1 AND retired_at IS NULL RETURNING algorithm',
+        [this.algorithm, at],
+      );
       const resumed = await tx.query(
         `INSERT INTO signing_algorithms (algorithm) VALUES ($1)
          ON CONFLICT (algorithm) DO UPDATE SET retired_at = NULL WHERE signing_algorithms.retired_at IS NOT NULL`,
@@ -136,6 +140,7 @@ export class KeyStore {
         );
       }
       if (retired.rowCount || resumed.rowCount) await tx.query(feedInsert('$1'), [KEYS_EVENT]);
+      return { retired: retired.rows.map((r) => r.algorithm).sort() };
     });
   }
 
