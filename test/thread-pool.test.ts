@@ -44,6 +44,7 @@ test('jobs still queued when the pool closes (shutdown; their clients gone) fail
   assert.ok(refused.length >= 3, `the queued jobs were dropped (${refused.length})`);
   for (const r of refused) {
     assert.ok(r.reason instanceof PoolClosedError, String(r.reason));
+    assert.ok(r.reason.cause instanceof Error, "the pool's own error is kept as the cause");
     const { err, fault } = toAuthError(r.reason);
     assert.equal(err.status, 503);
     assert.equal(err.extra.headers?.['retry-after'], '1');

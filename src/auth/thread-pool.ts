@@ -17,8 +17,8 @@ export class QueueFullError extends Error {
 
 /** The pool closed (the process is shutting down) before this job ran: a 503, not a fault. */
 export class PoolClosedError extends Error {
-  constructor() {
-    super('work pool closed');
+  constructor(cause?: unknown) {
+    super('work pool closed', { cause });
     this.name = 'PoolClosedError';
   }
 }
@@ -58,7 +58,7 @@ export class ThreadPool<T, R> {
     try {
       return await this.pool.run(task);
     } catch (err) {
-      if (this.closing) throw new PoolClosedError(); // aborted by close(): a request its client left behind
+      if (this.closing) throw new PoolClosedError(err); // aborted by close(): a request its client left behind
       throw err instanceof Error && QUEUE_FULL.has(err.message) ? new QueueFullError() : err;
     }
   }

@@ -106,6 +106,12 @@ function fieldErrors(err: FastifyError): FieldError[] {
   });
 }
 
+/** The thread pools' refusals (thread-pool.ts), by error name: a 503 to retry in a second, never a fault. */
+const BUSY = new Map([
+  ['QueueFullError', 'The service is busy; try again shortly'],
+  ['PoolClosedError', 'The service is shutting down; try again shortly'],
+]);
+
 /**
  * Any error → an AuthError, and whether it is the service's fault (to be
  * logged as an error). `oauth`: the route answers RFC 6749, whose
@@ -114,12 +120,8 @@ function fieldErrors(err: FastifyError): FieldError[] {
 export function toAuthError(error: unknown, oauth = false): { err: AuthError; fault?: 'unavailable' | 'bug' | 'data' } {
   if (error instanceof AuthError) return { err: error };
   const e = (error ?? {}) as FastifyError;
-  if (e.name === 'QueueFullError') {
-    return { err: new AuthError('busy', 'The service is busy; try again shortly', { headers: { 'retry-after': '1' } }) };
-  }
-  if (e.name === 'PoolClosedError') {
-    return { err: new AuthError('busy', 'The service is shutting down; try again shortly', { headers: { 'retry-after': '1' } }) };
-  }
+  const busy = BUSY.get(e.name);
+  if (busy) return { err: new AuthError('busy', busy, { headers: { 'retry-after': '1' } }) };
   if (e.validation) {
     const errors = fieldErrors(e);
     if (oauth) return { err: new AuthError('invalid_request', `Invalid parameter ${errors[0]?.path ?? ''}`.trim()) };
